@@ -1,0 +1,13 @@
+"""The `strop` command. Thin: every verb parses arguments, calls a library function, prints.
+
+Each group of verbs lives in its own module and registers itself on `app` when imported.
+"""
+
+from __future__ import annotations
+
+from strop.cli.app import app
+from strop.cli import chat, models  # noqa: F401  (registers verbs)
+
+
+def main() -> None:
+    app()

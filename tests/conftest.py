@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated STROP_HOME per test and one tiny model per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def strop_home(tmp_path, monkeypatch):
+    home = tmp_path / "strop-home"
+    monkeypatch.setenv("STROP_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from strop.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir):
+    from strop.models import load
+
+    return load(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory):
+    """A STROP_HOME kept for the whole session, so the embedded model converts only once."""
+    return tmp_path_factory.mktemp("shared-home")
+
+
+@pytest.fixture(scope="session")
+def embedded_model_folder(shared_home):
+    """The embedded model's converted cache (converted once per session, ~60 s)."""
+    from strop.models.embedded import EMBEDDED_MODELS, ensure_converted
+
+    previous = os.environ.get("STROP_HOME")
+    os.environ["STROP_HOME"] = str(shared_home)
+    try:
+        return ensure_converted(EMBEDDED_MODELS["smollm2-135m-instruct"])
+    finally:
+        if previous is None:
+            del os.environ["STROP_HOME"]
+        else:
+            os.environ["STROP_HOME"] = previous
