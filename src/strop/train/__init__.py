@@ -1,0 +1,13 @@
+"""Training engine: supervised fine-tuning (LoRA, full), DPO and continued pretraining."""
+
+from strop.train.config import (
+    Hyperparameters,
+    NullCallback,
+    TrainCallback,
+    TrainConfig,
+    TrainingError,
+    TrainResult,
+)
+
+__all__ = ["Hyperparameters", "NullCallback", "TrainCallback", "TrainConfig", "TrainResult",
+           "TrainingError"]
