@@ -7,7 +7,8 @@ from strop.train.config import (
     TrainConfig,
     TrainingError,
     TrainResult,
+    openai_default_epochs,
 )
 
 __all__ = ["Hyperparameters", "NullCallback", "TrainCallback", "TrainConfig", "TrainResult",
-           "TrainingError"]
+           "TrainingError", "openai_default_epochs"]

@@ -114,3 +114,16 @@ class TrainResult:
     checkpoints: list[Path] = field(default_factory=list)
     final_metrics: dict = field(default_factory=dict)
     merged_dir: Path | None = None
+
+
+def openai_default_epochs(n_examples: int) -> int:
+    """OpenAI's "auto" epochs: 3, raised so that examples x epochs >= 100 (at most 25),
+    lowered so that examples x epochs <= 25,000 (at least 1)."""
+    if n_examples <= 0:
+        return 3
+    epochs = 3
+    if n_examples * epochs < 100:
+        epochs = min(25, -(-100 // n_examples))
+    elif n_examples * epochs > 25_000:
+        epochs = max(1, 25_000 // n_examples)
+    return epochs
