@@ -1,0 +1,323 @@
+"""Append-only, hash-chained audit log.
+
+Each state change appends one JSON line to STROP_HOME/audit/log.jsonl. A record carries its
+sequence number, the SHA-256 of the previous record (`prev`) and its own hash over a canonical
+encoding of everything else, so editing, removing or reordering any record breaks the chain at
+that record.
+
+A chain alone cannot stop someone from appending a well-formed forgery or cutting off the tail:
+both leave a valid chain. So every append also rewrites a small anchor file, `head.json`, with
+the sequence number and hash of the newest record; `verify` requires the log to end exactly there.
+What the anchor protects against: truncation, appended records and rewritten tails by anyone who
+edits log.jsonl alone (a stray script, a careless restore, an editor). What it does not protect
+against: someone who can rewrite both files consistently. For that, set STROP_AUDIT_KEY (kept
+outside STROP_HOME): every record then carries an HMAC over its hash, which cannot be forged
+without the key; or copy a head hash (`strop audit verify` prints it) somewhere the attacker
+cannot write and pass it back with `--anchor SEQ:HASH`, which proves the prefix up to it intact.
+
+Appends are serialised across processes with an exclusive fcntl lock on a sibling lock file,
+so several workers and the server can append concurrently.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from strop.config import strop_home
+
+GENESIS = "0" * 64
+KEY_ENV = "STROP_AUDIT_KEY"
+FIELDS = ("seq", "time", "actor", "organization", "action", "objects", "hashes", "details",
+          "prev")
+
+
+class AuditError(RuntimeError):
+    """The log cannot be appended to or read; the message says which file and why."""
+
+
+def audit_dir() -> Path:
+    path = strop_home() / "audit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_path() -> Path:
+    return audit_dir() / "log.jsonl"
+
+
+def _head_path(log: Path) -> Path:
+    return log.with_name("head.json")
+
+
+def _canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def record_hash(record: dict) -> str:
+    """SHA-256 of the record's content: every field except its own `hash` and `mac`."""
+    body = {key: value for key, value in record.items() if key not in ("hash", "mac")}
+    return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def _mac(key: str, digest: str) -> str:
+    return hmac.new(key.encode("utf-8"), digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+@contextmanager
+def _locked(log: Path) -> Iterator[None]:
+    with open(log.with_name(log.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _last_line(log: Path) -> bytes | None:
+    """The last line of the log, read backwards from the end so appends stay O(1)."""
+    if not log.exists() or log.stat().st_size == 0:
+        return None
+    with open(log, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        end = handle.tell()
+        block = 4096
+        data = b""
+        position = end
+        while position > 0:
+            step = min(block, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + data
+            if data.count(b"\n") >= 2 or position == 0:
+                break
+    if not data.endswith(b"\n"):
+        raise AuditError(
+            f"{log}: the last line is incomplete (no newline at the end), so it cannot be "
+            "chained to; run `strop audit verify` and repair the log from a backup."
+        )
+    return data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+
+
+def _write_head(log: Path, seq: int, digest: str) -> None:
+    head = _head_path(log)
+    temporary = head.with_name(head.name + ".tmp")
+    temporary.write_text(json.dumps({"seq": seq, "hash": digest}) + "\n")
+    os.replace(temporary, head)
+
+
+def _json_safe(name: str, value):
+    try:
+        _canonical(value)
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"audit field '{name}' is not JSON-serialisable: {exc}") from None
+    return value
+
+
+def append(action: str, *, actor: str | None = None, organization: str | None = None,
+           objects: dict[str, str] | None = None, hashes: dict[str, str] | None = None,
+           details: dict | None = None, path: Path | str | None = None) -> dict:
+    """Append one record and return it (with `seq`, `prev` and `hash` filled in).
+
+    `objects` names what the action touched ({"job": "ftjob-...", "file": "file-..."}),
+    `hashes` their content hashes ({"training_file": "sha256:..."}), `details` anything else.
+    """
+    if not action or not isinstance(action, str):
+        raise AuditError("audit action must be a non-empty string, e.g. 'job.created'")
+    log = Path(path) if path is not None else log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(log):
+        last = _last_line(log)
+        if last is None:
+            seq, prev = 1, GENESIS
+        else:
+            try:
+                previous = json.loads(last)
+                seq, prev = int(previous["seq"]) + 1, previous["hash"]
+            except (ValueError, KeyError, TypeError):
+                raise AuditError(
+                    f"{log}: the last record is not a valid audit record, so it cannot be "
+                    "chained to; run `strop audit verify`."
+                ) from None
+        record = {
+            "seq": seq,
+            "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "organization": organization,
+            "action": action,
+            "objects": _json_safe("objects", dict(objects or {})),
+            "hashes": _json_safe("hashes", dict(hashes or {})),
+            "details": _json_safe("details", dict(details or {})),
+            "prev": prev,
+        }
+        record["hash"] = record_hash(record)
+        key = os.environ.get(KEY_ENV)
+        if key:
+            record["mac"] = _mac(key, record["hash"])
+        line = _canonical(record) + b"\n"
+        # One write on an O_APPEND descriptor: readers never see half a record from a live
+        # writer, and the lock keeps writers from interleaving.
+        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        _write_head(log, seq, record["hash"])
+    return record
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    records: int
+    problems: list[str] = field(default_factory=list)
+    head: dict | None = None  # {"seq", "hash"} of the last record read
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "records": self.records, "problems": list(self.problems),
+                "head": self.head}
+
+
+def _parse_anchor(anchor: str) -> tuple[int, str]:
+    seq, separator, digest = anchor.partition(":")
+    if not separator or not seq.isdigit() or len(digest) != 64:
+        raise AuditError(f"anchor '{anchor}' must look like SEQ:SHA256 (e.g. 42:9f86d0...)")
+    return int(seq), digest.lower()
+
+
+def verify(path: Path | str | None = None, *, anchor: str | None = None,
+           key: str | None = None) -> VerifyResult:
+    """Check the whole chain and the head anchor; every problem names the record it is in.
+
+    `anchor` ("SEQ:HASH") is a head hash saved elsewhere earlier; `key` (default: the
+    STROP_AUDIT_KEY variable) checks each record's HMAC.
+    """
+    log = Path(path) if path is not None else log_path()
+    key = key if key is not None else os.environ.get(KEY_ENV)
+    expected_anchor = _parse_anchor(anchor) if anchor else None
+    problems: list[str] = []
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    last: dict | None = None
+    anchor_seen = False
+    lines = log.read_bytes().split(b"\n") if log.exists() else []
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        problems.append(f"line {len(lines)}: incomplete last line (no newline at the end)")
+    for number, raw in enumerate(lines, start=1):
+        where = f"line {number}"
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            problems.append(f"{where}: not a JSON record")
+            prev, expected_seq = None, expected_seq + 1
+            continue
+        count += 1
+        seq = record.get("seq")
+        where = f"record {seq} (line {number})"
+        missing = [name for name in (*FIELDS, "hash") if name not in record]
+        if missing:
+            problems.append(f"{where}: missing field(s) {', '.join(missing)}")
+        if seq != expected_seq:
+            problems.append(
+                f"{where}: sequence number {seq} where {expected_seq} was expected "
+                "(a record was removed, inserted or moved)"
+            )
+        if record.get("hash") != record_hash(record):
+            problems.append(f"{where}: content does not match its hash (the record was edited)")
+        if prev is not None and record.get("prev") != prev:
+            problems.append(
+                f"{where}: does not chain to the record before it (a record before it was "
+                "removed, reordered or edited)"
+            )
+        if key:
+            if "mac" not in record:
+                problems.append(f"{where}: no HMAC although a key is set (forged or written "
+                                "without the key)")
+            elif not hmac.compare_digest(record["mac"], _mac(key, str(record.get("hash")))):
+                problems.append(f"{where}: HMAC does not match (forged, or a different key)")
+        if expected_anchor and seq == expected_anchor[0]:
+            anchor_seen = True
+            if record.get("hash") != expected_anchor[1]:
+                problems.append(f"{where}: hash differs from the anchor you saved "
+                                "(the log was rewritten up to here)")
+        prev = record.get("hash")
+        expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
+        last = record
+    if expected_anchor and not anchor_seen:
+        problems.append(f"record {expected_anchor[0]} named by the anchor is not in the log "
+                        "(the log was truncated or rewritten)")
+    problems.extend(_check_head(log, last))
+    head = {"seq": last["seq"], "hash": last.get("hash")} if last else None
+    return VerifyResult(ok=not problems, records=count, problems=problems, head=head)
+
+
+def _check_head(log: Path, last: dict | None) -> list[str]:
+    head_file = _head_path(log)
+    if not head_file.exists():
+        if last is None:
+            return []
+        return [f"{head_file.name} is missing: the end of the log cannot be confirmed "
+                "(records may have been appended or removed at the end)"]
+    try:
+        head = json.loads(head_file.read_text())
+        head_seq, head_hash = int(head["seq"]), str(head["hash"])
+    except (ValueError, KeyError, TypeError):
+        return [f"{head_file.name} is not valid JSON with seq and hash"]
+    if last is None:
+        return [f"the log is empty but {head_file.name} names record {head_seq}: the log "
+                "was deleted or truncated"]
+    last_seq = last.get("seq")
+    if last_seq == head_seq and last.get("hash") == head_hash:
+        return []
+    if isinstance(last_seq, int) and last_seq > head_seq:
+        return [f"record {head_seq + 1} onwards: appended after the last recorded head "
+                f"(record {head_seq}); forged, or written by a process that crashed before "
+                "updating the head"]
+    if isinstance(last_seq, int) and last_seq < head_seq:
+        return [f"records {last_seq + 1}-{head_seq}: removed from the end of the log "
+                f"({head_file.name} names record {head_seq})"]
+    return [f"record {last_seq}: the last record's hash differs from {head_file.name} "
+            "(the end of the log was rewritten)"]
+
+
+def read_records(path: Path | str | None = None) -> Iterator[dict]:
+    """Every parseable record in file order (verification is `verify`'s job, not this one's)."""
+    log = Path(path) if path is not None else log_path()
+    if not log.exists():
+        return
+    with open(log, "rb") as handle:
+        for raw in handle:
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def records(object_id: str | None = None, path: Path | str | None = None) -> list[dict]:
+    """Records in order; with `object_id`, only those whose `objects` name it."""
+    found = []
+    for record in read_records(path):
+        objects = record.get("objects") or {}
+        if object_id is None or object_id in objects.values():
+            found.append(record)
+    return found

@@ -1,0 +1,167 @@
+"""The audit log: appends chain, and every kind of tampering is caught and located."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+from strop import audit
+from strop.audit.log import record_hash
+
+
+def _write(log, records):
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def _read(log):
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.fixture
+def log_with_five():
+    for index in range(5):
+        audit.append("job.event", actor=f"key-{index}", organization="org-1",
+                     objects={"job": f"ftjob-{index % 2}"}, hashes={"file": f"sha256:{index}"},
+                     details={"index": index})
+    return audit.log_path()
+
+
+def test_append_chains_records_and_verifies(log_with_five):
+    records = _read(log_with_five)
+    assert [record["seq"] for record in records] == [1, 2, 3, 4, 5]
+    assert records[0]["prev"] == "0" * 64
+    for before, after in zip(records, records[1:]):
+        assert after["prev"] == before["hash"]
+    assert all(record["hash"] == record_hash(record) for record in records)
+    result = audit.verify()
+    assert result.ok and result.records == 5 and result.problems == []
+    assert result.head == {"seq": 5, "hash": records[-1]["hash"]}
+
+
+def test_records_filters_by_object(log_with_five):
+    assert [record["seq"] for record in audit.records("ftjob-1")] == [2, 4]
+    assert len(audit.records()) == 5
+    assert audit.records("ftjob-missing") == []
+
+
+def test_edited_field_is_caught(log_with_five):
+    records = _read(log_with_five)
+    records[2]["actor"] = "someone-else"
+    _write(log_with_five, records)
+    result = audit.verify()
+    assert not result.ok
+    assert any(problem.startswith("record 3") and "edited" in problem
+               for problem in result.problems)
+
+
+def test_edited_field_with_recomputed_hash_breaks_the_next_link(log_with_five):
+    records = _read(log_with_five)
+    records[1]["details"] = {"index": 99}
+    records[1]["hash"] = record_hash(records[1])
+    _write(log_with_five, records)
+    result = audit.verify()
+    assert any(problem.startswith("record 3") and "chain" in problem
+               for problem in result.problems)
+
+
+def test_deleted_record_is_caught(log_with_five):
+    records = _read(log_with_five)
+    del records[1]
+    _write(log_with_five, records)
+    result = audit.verify()
+    assert not result.ok
+    assert any(problem.startswith("record 3") and "sequence number 3 where 2" in problem
+               for problem in result.problems)
+
+
+def test_deleted_last_record_is_caught_by_the_head(log_with_five):
+    records = _read(log_with_five)
+    _write(log_with_five, records[:-1])
+    result = audit.verify()
+    assert not result.ok
+    assert result.problems == [
+        "records 5-5: removed from the end of the log (head.json names record 5)"]
+
+
+def test_swapped_records_are_caught(log_with_five):
+    records = _read(log_with_five)
+    records[1], records[2] = records[2], records[1]
+    _write(log_with_five, records)
+    result = audit.verify()
+    assert not result.ok
+    assert any(problem.startswith("record 3 (line 2)") for problem in result.problems)
+    assert any(problem.startswith("record 2 (line 3)") for problem in result.problems)
+
+
+def test_appended_forgery_with_a_valid_chain_is_caught_by_the_head(log_with_five):
+    records = _read(log_with_five)
+    forged = {"seq": 6, "time": records[-1]["time"], "actor": "admin", "organization": "org-1",
+              "action": "model.deleted", "objects": {}, "hashes": {}, "details": {},
+              "prev": records[-1]["hash"]}
+    forged["hash"] = record_hash(forged)
+    _write(log_with_five, records + [forged])
+    result = audit.verify()
+    assert not result.ok
+    assert any(problem.startswith("record 6 onwards") for problem in result.problems)
+
+
+def test_rewritten_log_and_head_are_caught_by_key_or_saved_anchor(log_with_five, monkeypatch):
+    saved_anchor = f"{audit.verify().head['seq']}:{audit.verify().head['hash']}"
+    # An attacker with write access to STROP_HOME rebuilds the whole chain and the head.
+    log_with_five.unlink()
+    (log_with_five.parent / "head.json").unlink()
+    for index in range(5):
+        audit.append("job.event", actor="attacker", details={"index": index})
+    assert audit.verify().ok  # the chain alone cannot tell
+    anchored = audit.verify(anchor=saved_anchor)
+    assert not anchored.ok and "anchor" in anchored.problems[0]
+    keyed = audit.verify(key="server-secret")
+    assert not keyed.ok and all("HMAC" in problem for problem in keyed.problems)
+
+
+def test_hmac_key_verifies_its_own_records(monkeypatch):
+    monkeypatch.setenv("STROP_AUDIT_KEY", "server-secret")
+    audit.append("key.created", actor="admin")
+    audit.append("key.revoked", actor="admin")
+    assert audit.verify().ok
+    assert not audit.verify(key="wrong-key").ok
+
+
+def test_incomplete_last_line_is_reported_and_refuses_appends(log_with_five):
+    with open(log_with_five, "a") as handle:
+        handle.write('{"seq": 6, "act')
+    assert any("incomplete last line" in problem for problem in audit.verify().problems)
+    with pytest.raises(audit.AuditError, match="incomplete"):
+        audit.append("job.event")
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(audit.AuditError, match="details"):
+        audit.append("job.event", details={"when": object()})
+    with pytest.raises(audit.AuditError, match="action"):
+        audit.append("")
+    with pytest.raises(audit.AuditError, match="SEQ:SHA256"):
+        audit.verify(anchor="nonsense")
+
+
+def _append_many(path, worker, count):
+    for index in range(count):
+        audit.append("worker.tick", actor=f"worker-{worker}", details={"index": index},
+                     path=path)
+
+
+def test_concurrent_appends_from_processes_keep_the_chain(tmp_path):
+    path = tmp_path / "audit" / "log.jsonl"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_append_many, args=(path, worker, 40))
+               for worker in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(30)
+        assert process.exitcode == 0
+    result = audit.verify(path)
+    assert result.ok, result.problems
+    assert result.records == 160
