@@ -14,6 +14,8 @@ class Problem:
     param: str | None = None  # where in the record, e.g. "messages[2].content"
     hint: str = ""  # a short fix
     severity: Literal["error", "warning"] = "error"
+    check: str = ""  # what was checked, e.g. "invalid_json", "unknown_role", "over_context"
+    lines: list[int] = field(default_factory=list)  # every line concerned (warnings that recur)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -26,6 +28,21 @@ class ValidationReport:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     errors_not_shown: int = 0  # errors past the reporting cap, counted but not listed
+    stats: dict | None = None  # token statistics and readiness, when a tokenizer was given
+    duplicates: list[dict] = field(default_factory=list)  # {line, of_line, kind, similarity}
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "n_examples": self.n_examples,
+            "ok": self.ok,
+            "error": self.openai_error(),
+            "errors": [p.to_dict() for p in self.errors],
+            "errors_not_shown": self.errors_not_shown,
+            "warnings": [p.to_dict() for p in self.warnings],
+            "duplicates": self.duplicates,
+            "stats": self.stats,
+        }
 
     @property
     def ok(self) -> bool:

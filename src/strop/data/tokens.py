@@ -1,0 +1,126 @@
+"""Token counts per example with the model's own tokenizer and chat template.
+
+For each example: `total` tokens the model sees, `trained` tokens the loss is computed on
+(assistant replies with weight 1, each with its end-of-turn marker; the completion of a
+prompt/completion pair plus EOS; all of a plain-text document plus EOS; both responses of a
+preference pair), and `prompt` = total - trained. A preference pair is seen twice by DPO (prompt
+with each response), so its total counts the prompt twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strop.data.formats import conversation
+
+_PROBE = "\u2063probe\u2063"  # a string no template adds on its own
+
+
+@dataclass(slots=True)
+class TokenCount:
+    total: int
+    prompt: int
+    trained: int
+    messages: int
+
+
+class TokenCounter:
+    """Counts tokens of valid records; encodes in batches through the fast (Rust) tokenizer."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._backend = getattr(tokenizer, "_tokenizer", None)  # tokenizers.Tokenizer when fast
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.turn_suffix = self._assistant_turn_suffix() if self.has_template else 0
+        self.eos = 1 if getattr(tokenizer, "eos_token_id", None) is not None else 0
+
+    def encode_lengths(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        if self._backend is not None:
+            return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def render(self, messages: list[dict], tools: list | None = None,
+               generation_prompt: bool = False) -> str:
+        if not self.has_template:  # base models without a template: role-tagged plain text
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+            return text + ("assistant: " if generation_prompt else "")
+        return self.tokenizer.apply_chat_template(
+            messages, tools=tools or None, tokenize=False, add_generation_prompt=generation_prompt
+        )
+
+    def _assistant_turn_suffix(self) -> int:
+        """Tokens the template puts after an assistant reply's content (e.g. `<|im_end|>\\n`)."""
+        try:
+            text = self.render([{"role": "user", "content": "hi"},
+                                {"role": "assistant", "content": _PROBE}])
+        except Exception:  # templates that refuse the probe: count the content alone
+            return 0
+        tail = text[text.rfind(_PROBE) + len(_PROBE):]
+        return self.encode_lengths([tail])[0] if tail else 0
+
+    def count(self, records: list[dict], kind: str) -> list[TokenCount]:
+        """Token counts for valid records of one format, in order."""
+        if kind == "prompt_completion":
+            prompts = self.encode_lengths([r["prompt"] for r in records])
+            completions = self.encode_lengths([r["completion"] for r in records])
+            return [TokenCount(p + c + self.eos, p, c + self.eos, 2)
+                    for p, c in zip(prompts, completions)]
+        if kind == "text":
+            lengths = self.encode_lengths([r["text"] for r in records])
+            return [TokenCount(n + self.eos, 0, n + self.eos, 1) for n in lengths]
+        if kind == "preference":
+            return self._count_preference(records)
+        return self._count_chat(records)
+
+    def _count_chat(self, records: list[dict]) -> list[TokenCount]:
+        rendered, trained_texts, owners, sizes = [], [], [], []
+        for index, record in enumerate(records):
+            messages = conversation(record, "chat")
+            sizes.append(len(messages))
+            rendered.append(self.render(messages, record.get("tools")))
+            for message in messages:
+                if message["role"] == "assistant" and message.get("weight", 1) == 1:
+                    trained_texts.append(_assistant_text(message))
+                    owners.append(index)
+        totals = self.encode_lengths(rendered)
+        trained = [0] * len(records)
+        for owner, length in zip(owners, self.encode_lengths(trained_texts)):
+            trained[owner] += length + self.turn_suffix
+        return [TokenCount(total, max(0, total - t), min(t, total), n)
+                for total, t, n in zip(totals, trained, sizes)]
+
+    def _count_preference(self, records: list[dict]) -> list[TokenCount]:
+        prompts, responses = [], []
+        for record in records:
+            messages = conversation(record, "preference")
+            n_input = len(record["input"]["messages"])
+            prompts.append(self.render(messages[:n_input], record["input"].get("tools"),
+                                       generation_prompt=True))
+            responses.append(" ".join(_assistant_text(m) for m in messages[n_input:]))
+        prompt_lengths = self.encode_lengths(prompts)
+        response_lengths = self.encode_lengths(responses)
+        counts = []
+        for record, p, r in zip(records, prompt_lengths, response_lengths):
+            trained = r + 2 * self.turn_suffix
+            counts.append(TokenCount(2 * p + trained, 2 * p, trained,
+                                     len(record["input"]["messages"]) + 2))
+        return counts
+
+
+def _assistant_text(message: dict) -> str:
+    """What an assistant turn trains on: its text, plus tool calls written as JSON."""
+    text = message.get("content") or ""
+    calls = message.get("tool_calls") or ([message["function_call"]]
+                                           if message.get("function_call") else [])
+    for call in calls:
+        function = call.get("function", call)
+        text += f"{function.get('name', '')}({function.get('arguments', '')})"
+    return text
+
+
+def byte_bound(record: dict, kind: str) -> int:
+    """An upper bound on an example's content tokens: a byte-level or byte-fallback tokenizer
+    never emits more tokens than bytes (plus a couple per message for markers)."""
+    return sum(len(m["content"].encode("utf-8")) + 2 for m in conversation(record, kind))

@@ -1,0 +1,266 @@
+"""Validate a training file in one pass: every problem, with its line, a code and a fix hint.
+
+Errors make the file unusable (OpenAI codes `invalid_training_file`, `invalid_n_examples`);
+warnings point at things that will train, but probably not as intended. Recurring warnings are
+reported once with every line concerned. Nothing here imports torch; token counts happen only
+when a tokenizer is passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from strop.data.dedupe import DuplicateFinder, example_texts
+from strop.data.formats import FORMATS, Finding, detect_format, validate_record
+from strop.data.records import Record, ScanNotes, json_type, scan_lines
+from strop.data.report import Problem, ValidationReport
+
+MIN_EXAMPLES = 10
+INVALID_FILE = "invalid_training_file"
+INVALID_N = "invalid_n_examples"
+
+
+@dataclass
+class _Collector:
+    cap: int
+    errors: list[Problem] = field(default_factory=list)
+    hidden: int = 0
+
+    def error(self, line: int | None, check: str, message: str, hint: str,
+              param: str | None = None, code: str = INVALID_FILE) -> None:
+        if len(self.errors) >= self.cap:
+            self.hidden += 1
+            return
+        self.errors.append(Problem(code=code, message=message, line=line, param=param, hint=hint,
+                                   check=check))
+
+
+def _where(line: int, finding: Finding) -> str:
+    text = finding.message
+    if text.startswith("message "):  # "message 2: ..." -> "Line 7, message 2: ..."
+        return f"Line {line}, {text}."
+    return f"Line {line}: {text}."
+
+
+def _warning(check: str, lines: list[int], message: str, hint: str) -> Problem:
+    return Problem(code=check, message=message, line=lines[0] if lines else None, hint=hint,
+                   severity="warning", check=check, lines=lines)
+
+
+def _lines_phrase(lines: list[int], shown: int = 5) -> str:
+    head = ", ".join(str(n) for n in lines[:shown])
+    more = len(lines) - shown
+    return f"line{'s' if len(lines) > 1 else ''} {head}" + (f" and {more} more" if more > 0 else "")
+
+
+def validate_file(path: str | Path, tokenizer=None, context_length: int | None = None,
+                  max_problems: int = 100, *, near_duplicate_threshold: float | None = None,
+                  exact_counts: bool = False,
+                  progress: Callable[[str, int, int], None] | None = None) -> ValidationReport:
+    """Check `path` and return every problem found (errors capped at `max_problems`).
+
+    With a tokenizer, token statistics (report.stats) and over-context warnings are added.
+    With `near_duplicate_threshold`, exact and near duplicates are reported as a warning.
+    """
+    report, _ = analyse_file(path, tokenizer, context_length, max_problems,
+                             near_duplicate_threshold=near_duplicate_threshold,
+                             exact_counts=exact_counts, progress=progress)
+    return report
+
+
+def analyse_file(path: str | Path, tokenizer=None, context_length: int | None = None,
+                 max_problems: int = 100, *, near_duplicate_threshold: float | None = None,
+                 exact_counts: bool = False,
+                 progress: Callable[[str, int, int], None] | None = None
+                 ) -> tuple[ValidationReport, list[Record]]:
+    """validate_file, also returning the valid records of the file's format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such training file: {path}")
+    collector = _Collector(max_problems)
+    notes = ScanNotes()
+    parsed: list[tuple[int, str | None, object]] = []  # (line, format or "unreadable", data or RawLine)
+    lines_seen = 0
+    for raw in scan_lines(path, notes):
+        lines_seen += 1
+        if raw.error is None and isinstance(raw.data, dict):
+            parsed.append((raw.line, detect_format(raw.data), raw.data))
+        else:
+            parsed.append((raw.line, "unreadable", raw))
+        if progress and lines_seen % 10_000 == 0:
+            progress("validating", lines_seen, 0)
+
+    counts = {kind: 0 for kind in FORMATS}
+    for _, kind, _ in parsed:
+        if kind in counts:
+            counts[kind] += 1
+    file_format = max(FORMATS, key=lambda k: counts[k]) if any(counts.values()) else None
+
+    records: list[Record] = []
+    for line, kind, data in parsed:
+        if kind == "unreadable":
+            _report_unreadable(collector, data)
+            continue
+        if kind is None:
+            collector.error(line, "unknown_format",
+                            f"Line {line}: not a recognised example (keys: "
+                            f"{', '.join(sorted(data)) or 'none'}).",
+                            'Use {"messages": [...]} (chat), {"prompt", "completion"}, '
+                            '{"input", "preferred_output", "non_preferred_output"} (preference) '
+                            'or {"text"} (plain text).')
+            continue
+        if kind != file_format:
+            collector.error(line, "mixed_formats",
+                            f"Line {line}: a {kind} example in a {file_format} file "
+                            f"({counts[file_format]} of {len(parsed)} lines are {file_format}).",
+                            "Use one format per file; convert this example or move it to its "
+                            "own file.")
+            continue
+        findings = validate_record(data, kind)
+        for finding in findings:
+            collector.error(line, finding.check, _where(line, finding), finding.hint,
+                            finding.param)
+        if not findings:
+            records.append(Record(line, data))
+
+    if lines_seen < MIN_EXAMPLES:
+        collector.errors.insert(0, Problem(
+            code=INVALID_N, check="too_few_examples", line=None, param=None,
+            message=f"Training file has {lines_seen} example{'s' if lines_seen != 1 else ''}, "
+                    f"but must have at least {MIN_EXAMPLES}.",
+            hint=f"Add examples: at least {MIN_EXAMPLES} are required and 50-100 is a useful "
+                 "start."))
+        if len(collector.errors) > collector.cap:
+            collector.errors.pop()
+            collector.hidden += 1
+
+    report = ValidationReport(format=file_format, n_examples=lines_seen,
+                              errors=collector.errors, errors_not_shown=collector.hidden)
+    report.warnings.extend(_file_warnings(notes))
+    report.warnings.extend(_record_warnings(records, file_format))
+    if near_duplicate_threshold is not None and records:
+        report.duplicates = _duplicates(records, file_format, near_duplicate_threshold, progress)
+        if report.duplicates:
+            report.warnings.append(_duplicate_warning(report.duplicates))
+    if tokenizer is not None and records:
+        from strop.data.stats import compute_stats
+
+        report.stats = compute_stats(
+            records, tokenizer, context_length=context_length, kind=file_format,
+            exact=exact_counts,
+            progress=(lambda done, total: progress("counting tokens", done, total))
+            if progress else None)
+        report.warnings.extend(_token_warnings(report.stats))
+    return report, records
+
+
+def _report_unreadable(collector: _Collector, raw) -> None:
+    if raw.error == "invalid_utf8":
+        collector.error(raw.line, "invalid_utf8", f"Line {raw.line}: {raw.detail}.",
+                        "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")
+    elif raw.error == "invalid_json":
+        collector.error(raw.line, "invalid_json", f"Line {raw.line}: invalid JSON ({raw.detail}).",
+                        "Each line must be one complete JSON object; check quotes, commas and "
+                        "brackets, and that no object spans several lines.")
+    else:
+        collector.error(raw.line, "not_an_object",
+                        f"Line {raw.line}: expected a JSON object, found {json_type(raw.data)}.",
+                        'Wrap the example in an object, e.g. {"messages": [...]}.')
+
+
+def _file_warnings(notes: ScanNotes) -> list[Problem]:
+    warnings = []
+    if notes.bom:
+        warnings.append(_warning(
+            "bom", [1], "Line 1: the file starts with a UTF-8 byte order mark (BOM); strop skips "
+            "it, but other tools (OpenAI's API among them) reject the first line.",
+            "Save the file as UTF-8 without BOM."))
+    if notes.blank_lines:
+        warnings.append(_warning(
+            "blank_line", notes.blank_lines,
+            f"Blank {_lines_phrase(notes.blank_lines)} skipped.",
+            "Remove empty lines; every line should hold one example."))
+    return warnings
+
+
+def _messages_of(record: Record, kind: str) -> list | None:
+    if kind == "chat":
+        return record.data["messages"]
+    if kind == "preference":
+        return record.data["input"]["messages"]
+    return None
+
+
+def _record_warnings(records: list[Record], kind: str | None) -> list[Problem]:
+    if kind not in ("chat", "preference") or not records:
+        return []
+    warnings = []
+    without_system = [r.line for r in records if _messages_of(r, kind)[0].get("role") != "system"]
+    if without_system and len(without_system) < len(records):
+        warnings.append(_warning(
+            "inconsistent_system", without_system,
+            f"{len(without_system)} of {len(records)} examples have no system message "
+            f"({_lines_phrase(without_system)}) while the others do.",
+            "Give every example the same system message, or none: the model learns to behave "
+            "differently with and without one, and at inference you will send one or the other."))
+    from strop.data.stats import shared_system_prompt
+
+    shared = shared_system_prompt(records, kind)
+    if shared and len(records) > 1:
+        estimate = "" if shared["exact"] else "~"
+        warnings.append(_warning(
+            "repeated_system_prompt", [records[0].line],
+            f"All {len(records)} examples repeat the same system prompt ({shared['characters']} "
+            f"characters, {estimate}{shared['tokens']} tokens): {estimate}"
+            f"{shared['tokens_per_epoch']:,} tokens per epoch are spent on it.",
+            "Shorten it, or fine-tune without it (the tuned model learns the behaviour) and send "
+            "the short version at inference."))
+    if kind == "chat":
+        not_last = [r.line for r in records if r.data["messages"][-1].get("role") != "assistant"]
+        if not_last:
+            warnings.append(_warning(
+                "last_not_assistant", not_last,
+                f"{len(not_last)} examples end with a message that is not from the assistant "
+                f"({_lines_phrase(not_last)}); what follows the last reply is not trained on.",
+                "End each example with the assistant reply the model should learn."))
+    return warnings
+
+
+def _token_warnings(stats: dict) -> list[Problem]:
+    if not stats.get("over_context"):
+        return []
+    lines = stats["over_context_lines"]
+    return [_warning(
+        "over_context", lines,
+        f"{stats['over_context']} examples are longer than the model's context of "
+        f"{stats['context_length']} tokens ({_lines_phrase(lines)}); they will be truncated from "
+        "the end.",
+        "Shorten or split these examples, or choose a model with a longer context.")]
+
+
+def _duplicates(records: list[Record], kind: str, threshold: float, progress) -> list[dict]:
+    finder = DuplicateFinder(threshold)
+    found = []
+    for index, record in enumerate(records, start=1):
+        full, near = example_texts(record.data, kind)
+        duplicate = finder.add(record.line, full, near)
+        if duplicate is not None:
+            found.append(duplicate.to_dict())
+        if progress and index % 10_000 == 0:
+            progress("finding duplicates", index, len(records))
+    return found
+
+
+def _duplicate_warning(duplicates: list[dict]) -> Problem:
+    exact = sum(d["kind"] == "exact" for d in duplicates)
+    near = len(duplicates) - exact
+    pairs = ", ".join(f"{d['line']} repeats {d['of_line']}" for d in duplicates[:3])
+    lines = [d["line"] for d in duplicates]
+    return _warning(
+        "duplicates", lines,
+        f"{exact} exact and {near} near-duplicate examples (line {pairs}"
+        f"{', ...' if len(duplicates) > 3 else ''}).",
+        "Remove them with `strop data clean`: duplicates over-weight a few examples and leak "
+        "between training and validation splits.")
