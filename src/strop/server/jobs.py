@@ -1,0 +1,151 @@
+"""/v1/fine_tuning/jobs: create, list, retrieve, cancel, pause, resume, events, checkpoints."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from strop import audit
+from strop.server.auth import Caller, caller
+from strop.server.errors import APIError
+from strop.server.objects import checkpoint_object, cursor_page, event_object, job_object
+from strop.server.schemas import JobCreate
+from strop.store import CursorNotFound
+from strop.store import jobs as job_queries
+from strop.store.files import get_file
+from strop.store.tables import Job
+
+router = APIRouter()
+
+
+def _base_model(session, who: Caller, name: str) -> str:
+    """The root base model a job trains on; 400 when `name` is neither a base nor an ft: model."""
+    if name.startswith("ft:"):
+        parent = job_queries.tuned_model(session, name, who.organization_id)
+        if parent is None:
+            raise APIError(400, f"Model {name} is not available for fine-tuning or does not "
+                                "exist.", param="model", code="model_not_available")
+        return parent.base_model
+    from strop.models import ModelError, resolve
+
+    try:
+        resolve(name)
+    except ModelError as exc:
+        raise APIError(400, str(exc), param="model", code="model_not_available") from None
+    return name
+
+
+def _check_file(session, who: Caller, file_id: str | None, param: str) -> None:
+    if file_id is None:
+        return
+    row = get_file(session, file_id, who.organization_id)
+    if row is None:
+        raise APIError(400, f"Invalid file ID '{file_id}': no such file.", param=param,
+                       code="invalid_file")
+    if row.purpose != "fine-tune":
+        raise APIError(400, f"File {file_id} has purpose '{row.purpose}'; fine-tuning needs "
+                            "purpose 'fine-tune'.", param=param, code="invalid_file_purpose")
+
+
+@router.post("/fine_tuning/jobs")
+def create_job(body: JobCreate, request: Request, who: Caller = Depends(caller)):
+    with request.app.state.store.session() as session:
+        base_model = _base_model(session, who, body.model)
+        _check_file(session, who, body.training_file, "training_file")
+        _check_file(session, who, body.validation_file, "validation_file")
+        job = job_queries.create_job(
+            session, organization_id=who.organization_id, model=body.model,
+            base_model=base_model, training_file=body.training_file,
+            validation_file=body.validation_file, method=body.normalized_method(),
+            seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
+            suffix=body.suffix or None, metadata=body.metadata)
+        reply = job_object(job)
+    audit.append("job.created", actor=who.actor, organization=who.organization_name,
+                 objects={"job": job.id, "training_file": job.training_file,
+                          **({"validation_file": job.validation_file} if job.validation_file else {})},
+                 details={"model": job.model, "method": job.method, "seed": job.seed,
+                          "suffix": job.suffix})
+    return reply
+
+
+@router.get("/fine_tuning/jobs")
+def list_jobs(request: Request, who: Caller = Depends(caller), after: str | None = None,
+              limit: int = Query(20, ge=1, le=100)):
+    # The client sends a metadata filter as metadata[key]=value query parameters.
+    metadata = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
+                if key.startswith("metadata[") and key.endswith("]")}
+    with request.app.state.store.session() as session:
+        try:
+            result = job_queries.list_jobs(session, who.organization_id, after=after, limit=limit,
+                                           metadata=metadata or None)
+        except CursorNotFound as exc:
+            raise APIError(400, str(exc), param="after") from None
+        return cursor_page([job_object(job) for job in result.data], result.has_more)
+
+
+def _job(session, who: Caller, job_id: str) -> Job:
+    job = job_queries.get_job(session, job_id, who.organization_id)
+    if job is None:
+        raise APIError(404, f"Could not find fine-tuning job: {job_id}", param="fine_tuning_job_id",
+                       code="fine_tuning_job_not_found")
+    return job
+
+
+@router.get("/fine_tuning/jobs/{job_id}")
+def retrieve_job(job_id: str, request: Request, who: Caller = Depends(caller)):
+    with request.app.state.store.session() as session:
+        return job_object(_job(session, who, job_id))
+
+
+def _change(request: Request, who: Caller, job_id: str, change, action: str):
+    with request.app.state.store.session() as session:
+        job = _job(session, who, job_id)
+        try:
+            change(session, job)
+        except job_queries.JobStateError as exc:
+            raise APIError(400, str(exc), param="fine_tuning_job_id",
+                           code="invalid_job_state") from None
+        reply = job_object(job)
+    audit.append(action, actor=who.actor, organization=who.organization_name,
+                 objects={"job": job_id}, details={"status": reply["status"]})
+    return reply
+
+
+@router.post("/fine_tuning/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, request: Request, who: Caller = Depends(caller)):
+    return _change(request, who, job_id, job_queries.cancel, "job.cancelled")
+
+
+@router.post("/fine_tuning/jobs/{job_id}/pause")
+def pause_job(job_id: str, request: Request, who: Caller = Depends(caller)):
+    return _change(request, who, job_id, job_queries.pause, "job.paused")
+
+
+@router.post("/fine_tuning/jobs/{job_id}/resume")
+def resume_job(job_id: str, request: Request, who: Caller = Depends(caller)):
+    return _change(request, who, job_id, job_queries.resume, "job.resumed")
+
+
+@router.get("/fine_tuning/jobs/{job_id}/events")
+def list_events(job_id: str, request: Request, who: Caller = Depends(caller),
+                after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
+    with request.app.state.store.session() as session:
+        _job(session, who, job_id)
+        try:
+            result = job_queries.list_events(session, job_id, after=after, limit=limit)
+        except CursorNotFound as exc:
+            raise APIError(400, str(exc), param="after") from None
+        return cursor_page([event_object(event) for event in result.data], result.has_more)
+
+
+@router.get("/fine_tuning/jobs/{job_id}/checkpoints")
+def list_checkpoints(job_id: str, request: Request, who: Caller = Depends(caller),
+                     after: str | None = None, limit: int = Query(10, ge=1, le=100)):
+    with request.app.state.store.session() as session:
+        _job(session, who, job_id)
+        try:
+            result = job_queries.list_checkpoints(session, job_id, after=after, limit=limit)
+        except CursorNotFound as exc:
+            raise APIError(400, str(exc), param="after") from None
+        return cursor_page([checkpoint_object(row) for row in result.data], result.has_more)

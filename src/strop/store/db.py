@@ -1,0 +1,54 @@
+"""The database handle: one engine per process, sessions per unit of work."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from strop.store.tables import Base
+
+
+class Store:
+    """SQLite (WAL) by default; any SQLAlchemy URL, PostgreSQL included, by `url`."""
+
+    def __init__(self, url: str):
+        self.url = url
+        is_sqlite = url.startswith("sqlite")
+        options: dict = {}
+        if is_sqlite:
+            # The API and the worker thread share the file; 30 s of patience beats "locked".
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            options["pool_pre_ping"] = True
+        self.engine = create_engine(url, **options)
+        if is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

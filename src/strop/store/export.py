@@ -1,0 +1,71 @@
+"""A tuned model's weights as files the user keeps: the adapter as trained, or merged into
+its base model as a plain Hugging Face folder that needs no strop and no PEFT to load."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter(folder: Path) -> bool:
+    return (folder / ADAPTER_CONFIG).is_file()
+
+
+def export_adapter(adapter_dir: Path, destination: Path) -> Path:
+    """Copy the adapter (or full fine-tuned model) folder, tokenizer and template included."""
+    if destination.exists() and any(destination.iterdir()):
+        raise FileExistsError(f"{destination} exists and is not empty; choose a new folder")
+    shutil.copytree(adapter_dir, destination, dirs_exist_ok=True)
+    return destination
+
+
+def export_merged(base_model: str, adapter_dir: Path, destination: Path,
+                  dtype: str = "float32") -> Path:
+    """Fold the adapter into the base weights and save a standalone model folder."""
+    if not is_adapter(adapter_dir):  # full fine-tuning already produced standalone weights
+        return export_adapter(adapter_dir, destination)
+    if destination.exists() and any(destination.iterdir()):
+        raise FileExistsError(f"{destination} exists and is not empty; choose a new folder")
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from strop.models import load
+
+    base = load(base_model, dtype=dtype)
+    merged = PeftModel.from_pretrained(base.model, str(adapter_dir)).merge_and_unload()
+    destination.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(destination, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(destination)
+    return destination
+
+
+class _Chunks:
+    """A write-only file that hands out what was written, so tar output can be streamed."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def stream_tar_gz(folder: Path, root_name: str) -> Iterator[bytes]:
+    """A .tar.gz of `folder` (entries under `root_name/`), produced piece by piece."""
+    sink = _Chunks()
+    with tarfile.open(fileobj=sink, mode="w|gz") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=f"{root_name}/{path.relative_to(folder)}")
+                if chunk := sink.take():
+                    yield chunk
+    if chunk := sink.take():
+        yield chunk

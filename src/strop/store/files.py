@@ -1,0 +1,76 @@
+"""Uploaded files: bytes on disk addressed by SHA-256, a row per upload."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from strop.store import ids
+from strop.store.tables import StoredFile
+
+CHUNK = 1024 * 1024
+
+
+class UploadTooLarge(ValueError):
+    def __init__(self, limit: int):
+        super().__init__(f"file is larger than the {limit:,}-byte upload limit "
+                         "(setting max_upload_bytes, env STROP_MAX_UPLOAD_BYTES)")
+        self.limit = limit
+
+
+def blob_path(files_dir: Path, sha256: str) -> Path:
+    return files_dir / sha256[:2] / sha256
+
+
+def write_blob(files_dir: Path, source: BinaryIO, limit: int) -> tuple[str, int]:
+    """Copy `source` into the blob store; (sha256, size). Over `limit`, nothing is kept."""
+    files_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    handle, temporary = tempfile.mkstemp(dir=files_dir, prefix=".upload-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(limit)
+                digest.update(chunk)
+                out.write(chunk)
+        sha = digest.hexdigest()
+        target = blob_path(files_dir, sha)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary, target)  # same content, same name: a re-upload changes nothing
+        return sha, size
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def add_file(session: Session, *, organization_id: str, filename: str, purpose: str,
+             sha256: str, size: int, status: str = "uploaded") -> StoredFile:
+    row = StoredFile(id=ids.file_id(), organization_id=organization_id, filename=filename,
+                     purpose=purpose, bytes=size, sha256=sha256, created_at=ids.now(),
+                     status=status)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_file(session: Session, file_id: str, organization_id: str) -> StoredFile | None:
+    return session.scalar(select(StoredFile).where(
+        StoredFile.id == file_id, StoredFile.organization_id == organization_id))
+
+
+def delete_file(session: Session, files_dir: Path, row: StoredFile) -> None:
+    """Drop the row; drop the bytes too when no other upload shares them."""
+    session.delete(row)
+    session.flush()
+    shared = session.scalar(select(StoredFile.id).where(StoredFile.sha256 == row.sha256).limit(1))
+    if shared is None:
+        blob_path(files_dir, row.sha256).unlink(missing_ok=True)

@@ -1,0 +1,184 @@
+"""Fine-tuning jobs, their events and checkpoints, and the state changes users may ask for."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from strop.store import ids
+from strop.store.paging import Page, page
+from strop.store.tables import Checkpoint, Event, Job, TunedModel
+
+ACTIVE = ("validating_files", "queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class JobStateError(ValueError):
+    """A state change the job's current status does not allow (an HTTP 400, never a 409)."""
+
+
+def model_slug(base_model: str) -> str:
+    """How a base model appears inside ft: names: its last path part, colon-free."""
+    tail = base_model.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or "model"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", tail)[:64]
+
+
+def fine_tuned_name(job: Job, organization_name: str) -> str:
+    return f"ft:{job.model_slug}:{organization_name}:{job.suffix or ''}:{job.model_id}"
+
+
+def checkpoint_name(job: Job, organization_name: str, step: int) -> str:
+    return f"{fine_tuned_name(job, organization_name)}:ckpt-step-{step}"
+
+
+def create_job(session: Session, *, organization_id: str, model: str, base_model: str,
+               training_file: str, validation_file: str | None, method: dict, seed: int,
+               suffix: str | None, metadata: dict | None) -> Job:
+    job = Job(id=ids.job_id(), organization_id=organization_id, model=model,
+              base_model=base_model, model_slug=model_slug(base_model), model_id=ids.model_id(),
+              suffix=suffix, training_file=training_file, validation_file=validation_file,
+              method=method, seed=seed, job_metadata=metadata, status="validating_files",
+              result_files=[], created_at=ids.now(), attempts=0)
+    session.add(job)
+    session.flush()
+    add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    return job
+
+
+def get_job(session: Session, job_id: str, organization_id: str | None = None) -> Job | None:
+    statement = select(Job).where(Job.id == job_id)
+    if organization_id is not None:
+        statement = statement.where(Job.organization_id == organization_id)
+    return session.scalar(statement)
+
+
+def list_jobs(session: Session, organization_id: str, *, after: str | None, limit: int,
+              metadata: dict[str, str] | None = None) -> Page:
+    statement = select(Job).where(Job.organization_id == organization_id)
+    if not metadata:
+        return page(session, statement, Job, after=after, limit=limit, newest_first=True)
+    # Metadata is JSON; filtering in Python keeps one query shape for SQLite and PostgreSQL.
+    matching = [job.id for job in session.scalars(statement)
+                if all((job.job_metadata or {}).get(key) == value for key, value in metadata.items())]
+    return page(session, statement.where(Job.id.in_(matching)), Job, after=after, limit=limit,
+                newest_first=True)
+
+
+def add_event(session: Session, job_id: str, message: str, *, level: str = "info",
+              type: str = "message", data: dict | None = None) -> Event:
+    row = Event(id=ids.event_id(), job_id=job_id, created_at=ids.now(), level=level,
+                message=message, type=type, data=data)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_events(session: Session, job_id: str, *, after: str | None, limit: int) -> Page:
+    return page(session, select(Event).where(Event.job_id == job_id), Event, after=after,
+                limit=limit, newest_first=True)
+
+
+def add_checkpoint(session: Session, job: Job, organization_name: str, step: int, path: Path,
+                   metrics: dict) -> Checkpoint:
+    existing = session.scalar(select(Checkpoint).where(
+        Checkpoint.job_id == job.id, Checkpoint.step_number == step))
+    if existing is not None:  # a resumed run may save the same step again
+        existing.path, existing.metrics = str(path), metrics
+        return existing
+    row = Checkpoint(id=ids.checkpoint_id(), job_id=job.id, step_number=step,
+                     fine_tuned_model_checkpoint=checkpoint_name(job, organization_name, step),
+                     metrics=metrics, path=str(path), created_at=ids.now())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_checkpoints(session: Session, job_id: str, *, after: str | None, limit: int) -> Page:
+    return page(session, select(Checkpoint).where(Checkpoint.job_id == job_id), Checkpoint,
+                after=after, limit=limit, newest_first=True)
+
+
+def latest_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
+    """The newest checkpoint still on disk (training keeps only the last few)."""
+    rows = session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)
+                           .order_by(Checkpoint.step_number.desc()))
+    return next((row for row in rows if Path(row.path).is_dir()), None)
+
+
+def cancel(session: Session, job: Job) -> Job:
+    if job.status in FINISHED:
+        raise JobStateError(f"Job {job.id} has already {job.status} and cannot be cancelled.")
+    _stop(session, job, "cancel", "cancelled")
+    job.finished_at = ids.now()
+    job.estimated_finish = None
+    add_event(session, job.id, "Fine-tuning job cancelled")
+    return job
+
+
+def pause(session: Session, job: Job) -> Job:
+    if job.status != "running":
+        raise JobStateError(f"Job {job.id} is {job.status}; only a running job can be paused.")
+    _stop(session, job, "pause", "paused")
+    job.estimated_finish = None
+    add_event(session, job.id, "Fine-tuning job paused")
+    return job
+
+
+def resume(session: Session, job: Job) -> Job:
+    if job.status != "paused":
+        raise JobStateError(f"Job {job.id} is {job.status}; only a paused job can be resumed.")
+    if job.worker_id is not None:
+        # The run has not stopped yet: withdrawing the request lets it simply carry on.
+        job.status, job.stop_request = "running", None
+    else:
+        job.status, job.stop_request = "queued", None
+    add_event(session, job.id, "Fine-tuning job resumed")
+    return job
+
+
+def _stop(session: Session, job: Job, request: str, status: str) -> None:
+    """Ask the worker holding the job to stop; a job no worker holds stops at once."""
+    job.status = status
+    job.stop_request = request if job.worker_id is not None else None
+    session.flush()
+
+
+def claim_next(session: Session, worker_id: str) -> Job | None:
+    """Atomically take the oldest job waiting for a worker; None when there is none.
+
+    The conditional UPDATE is the lock: of two workers racing for a row only one sees
+    rowcount 1, on SQLite and PostgreSQL alike."""
+    candidates = session.scalars(
+        select(Job.id).where(Job.status.in_(("validating_files", "queued")),
+                             Job.worker_id.is_(None)).order_by(Job.seq).limit(5)).all()
+    for candidate in candidates:
+        claimed = session.execute(
+            update(Job).where(Job.id == candidate, Job.worker_id.is_(None),
+                              Job.status.in_(("validating_files", "queued")))
+            .values(worker_id=worker_id, heartbeat_at=time.time())
+            .execution_options(synchronize_session=False))
+        if claimed.rowcount == 1:
+            session.flush()
+            return session.scalar(select(Job).where(Job.id == candidate)
+                                  .execution_options(populate_existing=True))
+    return None
+
+
+def tuned_models(session: Session, organization_id: str) -> list[TunedModel]:
+    """Servable ft: models of an organisation: finals and checkpoints of succeeded jobs."""
+    return list(session.scalars(
+        select(TunedModel).join(Job, Job.id == TunedModel.job_id)
+        .where(TunedModel.organization_id == organization_id, TunedModel.deleted_at.is_(None),
+               Job.status == "succeeded")
+        .order_by(TunedModel.seq)))
+
+
+def tuned_model(session: Session, name: str, organization_id: str) -> TunedModel | None:
+    return session.scalar(
+        select(TunedModel).join(Job, Job.id == TunedModel.job_id)
+        .where(TunedModel.name == name, TunedModel.organization_id == organization_id,
+               TunedModel.deleted_at.is_(None), Job.status == "succeeded"))

@@ -1,0 +1,396 @@
+"""The worker: claims jobs, validates their files, runs training, records the outcome.
+
+One job at a time per worker. Training runs in its own thread so the worker can keep the
+job's heartbeat fresh; a job whose heartbeat goes stale (or whose worker process is gone) is
+recovered by the next worker that looks: resumed from its last checkpoint, or failed with a
+reason once it has been attempted `max_job_attempts` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from strop import audit
+from strop.settings import Settings
+from strop.store import Store, ids
+from strop.store import jobs as job_queries
+from strop.store.files import add_file, blob_path, write_blob
+from strop.store.tables import Job, Organization, StoredFile, TunedModel
+from strop.store.validation import check_training_file, report_summary
+from strop.worker.reporter import JobReporter
+
+log = logging.getLogger("strop.worker")
+
+
+class JobFailure(Exception):
+    """Ends a job as failed with OpenAI's error object."""
+
+    def __init__(self, code: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.error = {"code": code, "message": message, "param": param}
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{ids.random_token(6)}"
+
+
+def _holder_is_dead(worker_id: str) -> bool:
+    """True when the worker named in a job is a process on this host that no longer exists."""
+    host, _, rest = worker_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: Store, worker_id: str | None = None):
+        self.settings = settings
+        self.store = store
+        self.worker_id = worker_id or new_worker_id()
+        self.stopping = threading.Event()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        log.info("worker %s started", self.worker_id)
+        while not self.stopping.is_set():
+            try:
+                self.recover_stale()
+                worked = self.run_once()
+            except Exception:  # a broken database connection must not kill the loop
+                log.exception("worker loop error; retrying")
+                worked = False
+            if not worked:
+                self.stopping.wait(self.settings.worker_poll_seconds)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run_once(self) -> bool:
+        """Claim one job and run it to its end; False when nothing was waiting."""
+        with self.store.session() as session:
+            job = job_queries.claim_next(session, self.worker_id)
+            job_id = job.id if job else None
+        if job_id is None:
+            return False
+        self._run(job_id)
+        return True
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover_stale(self) -> list[str]:
+        """Release jobs whose worker died; returns the ids recovered."""
+        deadline = time.time() - self.settings.stale_after_seconds
+        recovered = []
+        with self.store.session() as session:
+            held = session.scalars(select(Job).where(Job.worker_id.is_not(None),
+                                                     Job.worker_id != self.worker_id))
+            for job in held:
+                if not (_holder_is_dead(job.worker_id) or (job.heartbeat_at or 0) < deadline):
+                    continue
+                self._recover(session, job)
+                recovered.append(job.id)
+        return recovered
+
+    def _recover(self, session, job: Job) -> None:
+        lost = job.worker_id
+        job.worker_id, job.heartbeat_at, job.stop_request = None, None, None
+        if job.status in job_queries.FINISHED:
+            return
+        checkpoint = job_queries.latest_checkpoint(session, job.id)
+        job.attempts = (job.attempts or 0) + 1  # counts crashes, not pauses
+        if job.attempts > self.settings.max_job_attempts:
+            self._fail(session, job, {
+                "code": "worker_lost",
+                "message": f"The worker running this job stopped unexpectedly {job.attempts} "
+                           "times; the job was failed rather than retried again.",
+                "param": None})
+            return
+        if job.status == "running" or job.status == "queued":
+            job.status = "queued"
+        if checkpoint is not None:
+            job.resume_from = checkpoint.path
+            where = f"resuming from the checkpoint at step {checkpoint.step_number}"
+        else:
+            job.resume_from = None
+            where = "restarting from the beginning (no checkpoint had been written)"
+        job_queries.add_event(session, job.id,
+                              f"The worker running this job stopped unexpectedly; {where}",
+                              level="warn", data={"lost_worker": lost})
+        _audit("job.recovered", session, job, details={"lost_worker": lost,
+                                                      "resume_from": job.resume_from})
+
+    # -- one job --------------------------------------------------------------------------
+
+    def _run(self, job_id: str) -> None:
+        try:
+            if not self._validate(job_id):
+                return
+            result = self._train(job_id)
+        except JobFailure as failure:
+            self._finish_failed(job_id, failure.error)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            self._finish_failed(job_id, {
+                "code": "server_error",
+                "message": f"Training stopped with an internal error: {type(exc).__name__}: {exc}",
+                "param": None})
+            return
+        if result is not None:
+            self._finish(job_id, result)
+
+    def _mine(self, session, job_id: str) -> Job | None:
+        """The job, re-read, if this worker still holds it."""
+        job = session.scalar(select(Job).where(Job.id == job_id)
+                             .execution_options(populate_existing=True))
+        return job if job is not None and job.worker_id == self.worker_id else None
+
+    def _validate(self, job_id: str) -> bool:
+        """Check the files of a job in validating_files; True when it may go on to train."""
+        with self.store.session() as session:
+            job = self._mine(session, job_id)
+            if job is None or job.status in ("cancelled", "paused"):
+                self._release(session, job)
+                return False
+            if job.status != "validating_files":
+                return True
+            files = [("training_file", job.training_file)]
+            if job.validation_file:
+                files.append(("validation_file", job.validation_file))
+            job_queries.add_event(session, job.id, f"Validating training file: {job.training_file}")
+            if job.validation_file:
+                job_queries.add_event(session, job.id,
+                                      f"Validating validation file: {job.validation_file}")
+            rows = {param: self._file_row(session, job, param, file_id) for param, file_id in files}
+        for param, row in rows.items():
+            report = check_training_file(blob_path(self.settings.files_dir, row.sha256))
+            with self.store.session() as session:
+                stored = session.get(StoredFile, row.seq)
+                if stored is not None:
+                    stored.validation = report_summary(report)
+                _audit_file_validation(session, job_id, row, report)
+            if not report.ok:
+                error = report.openai_error()
+                error["param"] = param
+                if param == "validation_file":
+                    error["message"] = f"Validation file {row.id}: {error['message']}"
+                raise JobFailure(**error)
+        with self.store.session() as session:
+            job = self._mine(session, job_id)
+            if job is None or job.status != "validating_files":
+                self._release(session, job)
+                return False
+            job.status = "queued"
+            job_queries.add_event(session, job.id, "Files validated, moving job to queued state")
+        return True
+
+    def _file_row(self, session, job: Job, param: str, file_id: str) -> StoredFile:
+        row = session.scalar(select(StoredFile).where(
+            StoredFile.id == file_id, StoredFile.organization_id == job.organization_id))
+        if row is None or not blob_path(self.settings.files_dir, row.sha256).is_file():
+            raise JobFailure("invalid_file", f"File {file_id} ({param}) no longer exists.", param)
+        return row
+
+    def _train(self, job_id: str):
+        from strop.train import TrainConfig, TrainingError, run_training
+
+        with self.store.session() as session:
+            job = self._mine(session, job_id)
+            if job is None or job.status != "queued":
+                self._release(session, job)
+                return None
+            organization = session.get(Organization, job.organization_id)
+            output_dir = self.settings.jobs_dir / job.id
+            data_dir = output_dir / "data"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            training_path = self._materialize(session, job, "training_file", job.training_file,
+                                              data_dir)
+            validation_path = (self._materialize(session, job, "validation_file",
+                                                 job.validation_file, data_dir)
+                               if job.validation_file else None)
+            model = self._trainable_model(session, job)
+            method = job.method or {"type": "supervised"}
+            hyperparameters = (method.get(method["type"]) or {}).get("hyperparameters") or {}
+            resume_from = Path(job.resume_from) if job.resume_from else None
+            if resume_from is not None and not resume_from.is_dir():
+                resume_from = None
+            config = TrainConfig(method=method["type"], model=model,
+                                 training_file=training_path, validation_file=validation_path,
+                                 output_dir=output_dir, hyperparameters=hyperparameters,
+                                 seed=job.seed, resume_from=resume_from)
+            first_start = job.started_at is None
+            job.status, job.started_at = "running", job.started_at or ids.now()
+            job.heartbeat_at = time.time()
+            job_queries.add_event(
+                session, job.id, "Fine-tuning job started" if first_start and resume_from is None
+                else f"Fine-tuning job resumed from {resume_from.name if resume_from else 'the start'}")
+            _audit("job.started", session, job, details={"resume_from": job.resume_from,
+                                                         "attempt": job.attempts})
+            reporter = JobReporter(self.store, job.id, self.worker_id, organization.name)
+
+        outcome: dict = {}
+
+        def train() -> None:
+            try:
+                outcome["result"] = run_training(config, reporter)
+            except BaseException as exc:  # handed to the worker thread, which decides
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=train, name=f"train-{job_id}", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(self.settings.heartbeat_seconds)
+            with self.store.session() as session:
+                session.execute(update(Job).where(Job.id == job_id,
+                                                  Job.worker_id == self.worker_id)
+                                .values(heartbeat_at=time.time()))
+        if "error" in outcome:
+            error = outcome["error"]
+            if isinstance(error, TrainingError):
+                raise JobFailure(error.code, error.message, error.param)
+            raise error
+        return outcome["result"]
+
+    def _materialize(self, session, job, param, file_id, data_dir: Path) -> Path:
+        """Give training a named copy of the upload (hard link when possible)."""
+        row = self._file_row(session, job, param, file_id)
+        target = data_dir / f"{param}.jsonl"
+        if not target.exists():
+            source = blob_path(self.settings.files_dir, row.sha256)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        return target
+
+    def _trainable_model(self, session, job: Job) -> str:
+        if not job.model.startswith("ft:"):
+            return job.model
+        parent = job_queries.tuned_model(session, job.model, job.organization_id)
+        if parent is None or not Path(parent.path).is_dir():
+            raise JobFailure("model_not_found",
+                             f"The model '{job.model}' no longer exists; it cannot be trained on.",
+                             "model")
+        return parent.path
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _finish(self, job_id: str, result) -> None:
+        with self.store.session() as session:
+            job = self._mine(session, job_id)
+            if job is None:
+                return
+            if result.status == "paused":
+                self._finish_paused(session, job)
+                return
+            if result.status == "cancelled" or job.status == "cancelled":
+                job.status = "cancelled"
+                job.finished_at = job.finished_at or ids.now()
+                _audit("job.cancelled", session, job)
+                self._release(session, job)
+                return
+            self._finish_succeeded(session, job, result)
+
+    def _finish_paused(self, session, job: Job) -> None:
+        checkpoint = job_queries.latest_checkpoint(session, job.id)
+        job.resume_from = checkpoint.path if checkpoint else None
+        if job.status == "running":  # resumed while the run was stopping: queue it again
+            job.status = "queued"
+        job_queries.add_event(session, job.id,
+                              f"Fine-tuning job paused at step {checkpoint.step_number}"
+                              if checkpoint else "Fine-tuning job paused")
+        _audit("job.paused", session, job, details={"resume_from": job.resume_from})
+        self._release(session, job)
+
+    def _finish_succeeded(self, session, job: Job, result) -> None:
+        organization = session.get(Organization, job.organization_id)
+        name = job_queries.fine_tuned_name(job, organization.name)
+        now = ids.now()
+        with open(result.metrics_csv, "rb") as source:
+            sha, size = write_blob(self.settings.files_dir, source, limit=2**62)
+        results = add_file(session, organization_id=job.organization_id,
+                           filename="step_metrics.csv", purpose="fine-tune-results", sha256=sha,
+                           size=size, status="processed")
+        root_base = job.base_model
+        session.add(TunedModel(name=name, organization_id=job.organization_id, job_id=job.id,
+                               base_model=root_base, kind="final", step=result.steps,
+                               path=str(result.output_dir), created_at=now))
+        for checkpoint in job_queries.list_checkpoints(session, job.id, after=None,
+                                                       limit=10_000).data:
+            if not Path(checkpoint.path).is_dir():  # training keeps only the newest few
+                session.delete(checkpoint)
+                continue
+            session.add(TunedModel(name=checkpoint.fine_tuned_model_checkpoint,
+                                   organization_id=job.organization_id, job_id=job.id,
+                                   base_model=root_base, kind="checkpoint",
+                                   step=checkpoint.step_number, path=checkpoint.path,
+                                   created_at=checkpoint.created_at))
+        job.status, job.fine_tuned_model = "succeeded", name
+        job.result_files = [results.id]
+        job.trained_tokens = result.trained_tokens
+        job.finished_at, job.estimated_finish = now, None
+        job_queries.add_event(session, job.id, f"New fine-tuned model created: {name}",
+                              data={"fine_tuned_model": name})
+        job_queries.add_event(session, job.id, "The job has successfully completed")
+        _audit("job.succeeded", session, job,
+               objects={"model": name, "result_file": results.id},
+               hashes={"result_file": f"sha256:{sha}"},
+               details={"steps": result.steps, "trained_tokens": result.trained_tokens,
+                        "output_dir": str(result.output_dir)})
+        self._release(session, job)
+
+    def _finish_failed(self, job_id: str, error: dict) -> None:
+        with self.store.session() as session:
+            job = self._mine(session, job_id)
+            if job is None:
+                return
+            if job.status == "cancelled":  # a cancel raced the failure; the user's word stands
+                self._release(session, job)
+                return
+            self._fail(session, job, error)
+            self._release(session, job)
+
+    def _fail(self, session, job: Job, error: dict) -> None:
+        job.status, job.error = "failed", error
+        job.finished_at, job.estimated_finish = ids.now(), None
+        job_queries.add_event(session, job.id, error["message"], level="error",
+                              data={"code": error["code"], "param": error.get("param")})
+        job_queries.add_event(session, job.id, "The job failed", level="error")
+        _audit("job.failed", session, job, details={"error": error})
+
+    def _release(self, session, job: Job | None) -> None:
+        if job is not None and job.worker_id == self.worker_id:
+            job.worker_id, job.heartbeat_at, job.stop_request = None, None, None
+
+
+def _audit(action: str, session, job: Job, objects: dict | None = None,
+           hashes: dict | None = None, details: dict | None = None) -> None:
+    organization = session.get(Organization, job.organization_id)
+    audit.append(action, actor="worker", organization=organization.name if organization else None,
+                 objects={"job": job.id, "training_file": job.training_file, **(objects or {})},
+                 hashes=hashes, details=details)
+
+
+def _audit_file_validation(session, job_id: str, row: StoredFile, report) -> None:
+    organization = session.get(Organization, row.organization_id)
+    audit.append("file.validated", actor="worker",
+                 organization=organization.name if organization else None,
+                 objects={"job": job_id, "file": row.id}, hashes={"file": f"sha256:{row.sha256}"},
+                 details={"ok": report.ok, "format": report.format,
+                          "n_examples": report.n_examples, "error": report.openai_error()})
