@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -30,3 +32,37 @@ def list_models() -> None:
             "yes" if info["cached"] else "no (converted on first use)", info["location"],
         )
     console.print(table)
+
+
+@models_app.command("export")
+def export(
+    model: str = typer.Argument(..., help="a fine-tuned model name (ft:...) or checkpoint"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder to write (new or empty)"),
+    merged: bool = typer.Option(False, "--merged",
+                                help="merge the adapter into the base weights (standalone model)"),
+) -> None:
+    """Write a tuned model's weights: its adapter, or with --merged a plain model folder."""
+    from strop import audit
+    from strop.serving.resolver import ModelNotFoundError
+    from strop.settings import Settings
+    from strop.store import Store
+    from strop.store.export import export_tuned_model
+
+    from strop.cli.app import EXIT_USAGE, errors
+
+    def fail(message: str) -> typer.Exit:
+        # emoji=False: rich would turn the ":x:" inside an ft: name into an emoji.
+        errors.print(f"[bold red]error:[/] {message}", highlight=False, emoji=False)
+        return typer.Exit(EXIT_USAGE)
+
+    try:
+        written = export_tuned_model(Store(Settings.load().database), model, output, merged=merged)
+    except ModelNotFoundError:
+        raise fail(f"no fine-tuned model named '{model}' (see `strop models list` or the "
+                   "server's /v1/models)")
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise fail(str(exc))
+    audit.append("model.exported", actor="cli", objects={"model": model},
+                 details={"merged": merged, "destination": str(written)})
+    console.print(f"Wrote {'merged model' if merged else 'adapter'} of {model} to {written}",
+                  emoji=False, highlight=False)

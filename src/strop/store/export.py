@@ -69,3 +69,20 @@ def stream_tar_gz(folder: Path, root_name: str) -> Iterator[bytes]:
                     yield chunk
     if chunk := sink.take():
         yield chunk
+
+
+def export_tuned_model(store, name: str, destination: Path, merged: bool = False) -> Path:
+    """Write the weights of ft: model `name` (any organisation: an administrator's call)."""
+    from strop.serving.resolver import ModelNotFoundError
+    from strop.store.jobs import tuned_model_any_organization
+
+    with store.session() as session:
+        row = tuned_model_any_organization(session, name)
+        if row is None:
+            raise ModelNotFoundError(name)
+        base, folder = row.base_model, Path(row.path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the weights of '{name}' are missing from {folder}")
+    if merged:
+        return export_merged(base, folder, destination)
+    return export_adapter(folder, destination)

@@ -182,3 +182,11 @@ def tuned_model(session: Session, name: str, organization_id: str) -> TunedModel
         select(TunedModel).join(Job, Job.id == TunedModel.job_id)
         .where(TunedModel.name == name, TunedModel.organization_id == organization_id,
                TunedModel.deleted_at.is_(None), Job.status == "succeeded"))
+
+
+def tuned_model_any_organization(session: Session, name: str) -> TunedModel | None:
+    """For the local administrator (the CLI), who may reach every organisation's models."""
+    return session.scalar(
+        select(TunedModel).join(Job, Job.id == TunedModel.job_id)
+        .where(TunedModel.name == name, TunedModel.deleted_at.is_(None),
+               Job.status == "succeeded"))
