@@ -76,7 +76,7 @@ class DuplicateFinder:
             # A slightly lower LSH threshold trades a few extra candidate checks for recall;
             # the exact Jaccard check below keeps the reported pairs at the real threshold.
             self._lsh = MinHashLSH(threshold=max(0.05, near_threshold - 0.1), num_perm=num_perm)
-            self._template = MinHash(num_perm=num_perm, seed=1, hashfunc=int)
+            self._template = MinHash(num_perm=num_perm, seed=1, hashfunc=int, scheme="affine32")
             self._minhash = MinHash
 
     def add(self, line: int, full_text: str, near_text: str | None = None) -> Duplicate | None:
@@ -89,7 +89,7 @@ class DuplicateFinder:
             return None
         grams = shingles(near_text if near_text is not None else full_text)
         signature = self._minhash(num_perm=self._template.num_perm, seed=1, hashfunc=int,
-                                  permutations=self._template.permutations)
+                                  permutations=self._template.permutations, scheme="affine32")
         signature.update_batch(grams.tolist())
         best: Duplicate | None = None
         for candidate in self._lsh.query(signature):
