@@ -103,7 +103,12 @@ def load(
     dtype: str = "float32",
     progress: Callable[[str], None] | None = None,
 ) -> LoadedModel:
-    """Load model and tokenizer by name; `dtype` is a torch dtype name."""
+    """Load model and tokenizer by name; `dtype` is a torch dtype name. A tuned model's
+    adapter folder loads as its base model with the adapter applied."""
+    from strop.models.adapters import is_adapter_folder, load_adapter
+
+    if is_adapter_folder(name):
+        return load_adapter(name, dtype=dtype, progress=progress)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

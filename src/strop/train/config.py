@@ -56,6 +56,9 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = 3
     resume_from: Path | None = None
     merge: bool = Field(False, description="also write a merged full checkpoint")
+    dpo_reference: Literal["start", "base"] = Field(
+        "start", description="DPO reference: the starting model (a previous stage's adapter "
+        "included) or the untuned base (LoRA only)")
 
 
 class TrainingError(Exception):
