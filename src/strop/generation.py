@@ -8,7 +8,9 @@ on strings, stop when a client disconnects and count usage, and a plain loop ove
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
+
+StopCheck = Callable[[], bool]
 
 
 @dataclass
@@ -75,8 +77,10 @@ def _sample(logits, params: SamplingParams, generator):
 
 
 def generate_token_ids(model, prompt_ids: list[int], params: SamplingParams,
-                       eos_ids: set[int]) -> Iterator[int]:
-    """Yield new token ids one at a time; stops at EOS (not yielded) or max_tokens."""
+                       eos_ids: set[int], should_stop: StopCheck | None = None) -> Iterator[int]:
+    """Yield new token ids one at a time; stops at EOS (not yielded), at max_tokens, or as soon
+    as `should_stop()` returns True (checked before every forward pass, so an abandoned request
+    costs at most one more token)."""
     import torch
     from transformers import DynamicCache
 
@@ -86,6 +90,8 @@ def generate_token_ids(model, prompt_ids: list[int], params: SamplingParams,
     inputs = torch.tensor([prompt_ids])
     with torch.inference_mode():
         for _ in range(params.max_tokens):
+            if should_stop is not None and should_stop():
+                return
             output = model(input_ids=inputs, past_key_values=cache, use_cache=True,
                            logits_to_keep=1)
             token = _sample(output.logits[0, -1], params, generator)
@@ -96,19 +102,24 @@ def generate_token_ids(model, prompt_ids: list[int], params: SamplingParams,
 
 
 def stream_chat(model, tokenizer, messages: list[dict], params: SamplingParams,
-                stats: dict | None = None) -> Iterator[str]:
+                stats: dict | None = None, should_stop: StopCheck | None = None,
+                prompt_ids: list[int] | None = None) -> Iterator[str]:
     """Yield text pieces of the assistant's reply; fills `stats` with usage when done.
+
+    `prompt_ids` skips rendering when the caller already has them; `should_stop` aborts the
+    generation between tokens (finish_reason "cancelled", never sent to a client).
 
     Text is decoded incrementally from the whole completion so that multi-byte characters split
     across tokens come out whole, and stop strings are held back until they can be ruled out.
     """
-    prompt_ids = render_chat(tokenizer, messages)
+    if prompt_ids is None:
+        prompt_ids = render_chat(tokenizer, messages)
     eos_ids = stop_token_ids(model, tokenizer)
     generated: list[int] = []
     emitted = 0
     finish_reason = "length"
     holdback = max((len(stop) for stop in params.stop), default=0)
-    for token in generate_token_ids(model, prompt_ids, params, eos_ids):
+    for token in generate_token_ids(model, prompt_ids, params, eos_ids, should_stop):
         generated.append(token)
         text = tokenizer.decode(generated, skip_special_tokens=True)
         if text.endswith("\ufffd"):
@@ -125,7 +136,9 @@ def stream_chat(model, tokenizer, messages: list[dict], params: SamplingParams,
             yield text[emitted:safe_end]
             emitted = safe_end
     else:
-        if len(generated) < params.max_tokens:
+        if should_stop is not None and should_stop():
+            finish_reason = "cancelled"
+        elif len(generated) < params.max_tokens:
             finish_reason = "stop"
         text = tokenizer.decode(generated, skip_special_tokens=True)
         if len(text) > emitted:

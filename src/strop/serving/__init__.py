@@ -1,0 +1,24 @@
+"""Inference: many tuned models (LoRA adapters) served over shared base models."""
+
+from strop.serving.engine import Engine, ServingError
+from strop.serving.resolver import (
+    ModelNotFoundError,
+    ModelResolver,
+    ServedModel,
+    adapter_base_model,
+    is_adapter_folder,
+    resolve_local,
+)
+from strop.serving.settings import EngineSettings
+
+__all__ = [
+    "Engine",
+    "EngineSettings",
+    "ModelNotFoundError",
+    "ModelResolver",
+    "ServedModel",
+    "ServingError",
+    "adapter_base_model",
+    "is_adapter_folder",
+    "resolve_local",
+]

@@ -1,0 +1,332 @@
+"""The inference engine: one base model in memory, many LoRA adapters over it, one generation at
+a time.
+
+PEFT keeps several adapters inside one model and switches between them with `set_adapter`, which
+is global state on the model. So every generation holds the engine's lock from choosing its
+adapter to its last token: a request can never run through another request's adapter. On CPU
+this costs no throughput, since two decodes at once would share the same memory bandwidth.
+
+Adapters are loaded on first use and evicted least-recently-used when the bytes of the loaded
+adapter weights would exceed `EngineSettings.adapter_memory_bytes`. Base models are few and
+large; at most `max_base_models` stay loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from strop.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
+from strop.serving.resolver import ModelNotFoundError, ModelResolver, ServedModel, resolve_local
+from strop.serving.settings import EngineSettings
+
+
+class ServingError(Exception):
+    """A request the engine cannot serve; `status` and `code` are what the HTTP layer returns."""
+
+    def __init__(self, message: str, status: int = 400, code: str | None = None,
+                 param: str | None = None, type: str = "invalid_request_error"):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.param = param
+        self.type = type
+
+
+@dataclass
+class _Adapter:
+    key: str  # the adapter's name inside the PEFT model
+    folder: Path
+    tokenizer: object
+    nbytes: int
+    names: set[str] = field(default_factory=set)  # request model names that mapped here
+    load_seconds: float = 0.0
+
+
+@dataclass
+class _Base:
+    name: str
+    model: object  # a transformers model, wrapped in a PeftModel once an adapter is loaded
+    tokenizer: object
+    eos_ids: set[int]
+    nbytes: int
+    context_length: int
+    adapters: OrderedDict[str, _Adapter] = field(default_factory=OrderedDict)  # LRU order
+
+    @property
+    def peft(self) -> bool:
+        from peft import PeftModel
+
+        return isinstance(self.model, PeftModel)
+
+
+@dataclass
+class Prepared:
+    """A request bound to its weights and rendered prompt, ready to generate under the lock."""
+
+    base: _Base
+    adapter: _Adapter | None
+    tokenizer: object
+    prompt_ids: list[int]
+    max_tokens: int
+
+
+def _tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _adapter_key(folder: Path) -> str:
+    # PEFT adapter names become module-dict keys, which may not contain dots or slashes.
+    return "adapter_" + hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+
+
+class Engine:
+    """Serves chat completions for base and tuned models.
+
+    `resolve(name, organization)` maps a request's model name to a `ServedModel`; it is the only
+    thing the engine knows about the control plane.
+    """
+
+    def __init__(self, resolve: ModelResolver = resolve_local,
+                 settings: EngineSettings | None = None):
+        self.resolve = resolve
+        self.settings = settings or EngineSettings()
+        self._lock = threading.Lock()
+        self._bases: OrderedDict[str, _Base] = OrderedDict()
+
+    # -- public API ------------------------------------------------------------------------
+
+    def stream(self, model: str, messages: list[dict], params: SamplingParams,
+               organization: str | None = None, should_stop: StopCheck | None = None,
+               stats: dict | None = None) -> Iterator[str]:
+        """Yield the reply's text pieces; `stats` gets prompt_tokens, completion_tokens and
+        finish_reason. The engine lock is held while the generator runs: consume it promptly
+        and close it (or exhaust it) from the thread that started it."""
+        served = self._resolve(model, organization)
+        if not self._acquire(should_stop):
+            if stats is not None:
+                stats.update(prompt_tokens=0, completion_tokens=0, finish_reason="cancelled")
+            return
+        try:
+            prepared = self._prepare(model, served, messages, params)
+            yield from self._run(prepared, messages, params, should_stop, stats)
+        finally:
+            self._lock.release()
+
+    def complete(self, model: str, messages: list[dict], params: SamplingParams,
+                 organization: str | None = None, should_stop: StopCheck | None = None,
+                 on_text: Callable[[str], None] | None = None) -> Completion:
+        stats: dict = {}
+        pieces = []
+        for piece in self.stream(model, messages, params, organization, should_stop, stats):
+            pieces.append(piece)
+            if on_text is not None:
+                on_text(piece)
+        return Completion("".join(pieces), stats["prompt_tokens"], stats["completion_tokens"],
+                          stats["finish_reason"])
+
+    def count_prompt_tokens(self, model: str, messages: list[dict],
+                            organization: str | None = None) -> int:
+        served = self._resolve(model, organization)
+        with self._lock:
+            prepared = self._prepare(model, served, messages, SamplingParams(max_tokens=1))
+        return len(prepared.prompt_ids)
+
+    def unload(self, name: str) -> bool:
+        """Forget a deleted model: drop its adapter (or base) from memory. True if it was loaded.
+
+        `name` is the request model name (e.g. an ft: name) or the adapter folder.
+        """
+        with self._lock:
+            for base in list(self._bases.values()):
+                for key, adapter in list(base.adapters.items()):
+                    if name in adapter.names or name == str(adapter.folder):
+                        self._evict_adapter(base, key)
+                        return True
+            if name in self._bases:
+                del self._bases[name]
+                return True
+        return False
+
+    def loaded(self) -> dict:
+        """What is in memory now: base models and their adapters, most recently used last."""
+        with self._lock:
+            return {
+                base.name: {
+                    "bytes": base.nbytes,
+                    "adapters": [{"folder": str(a.folder), "bytes": a.nbytes,
+                                  "names": sorted(a.names)} for a in base.adapters.values()],
+                }
+                for base in self._bases.values()
+            }
+
+    def adapter_bytes(self) -> int:
+        return sum(a.nbytes for base in self._bases.values() for a in base.adapters.values())
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _resolve(self, model: str, organization: str | None) -> ServedModel:
+        try:
+            return self.resolve(model, organization)
+        except ModelNotFoundError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise ServingError(f"Model '{model}' cannot be served: {exc}", status=400,
+                               code="model_not_available", param="model") from None
+
+    def _acquire(self, should_stop: StopCheck | None) -> bool:
+        while not self._lock.acquire(timeout=0.05):
+            if should_stop is not None and should_stop():
+                return False
+        return True
+
+    def _prepare(self, name: str, served: ServedModel, messages: list[dict],
+                 params: SamplingParams) -> Prepared:
+        base = self._base(served.base)
+        adapter = None
+        if served.adapter_dir is not None:
+            adapter = self._adapter(base, Path(served.adapter_dir))
+            adapter.names.add(name)
+        tokenizer = adapter.tokenizer if adapter is not None else base.tokenizer
+        try:
+            prompt_ids = render_chat(tokenizer, messages)
+        except ValueError as exc:
+            raise ServingError(str(exc), code="chat_template_missing", param="model") from None
+        except Exception as exc:  # jinja raises its own errors for messages it cannot render
+            raise ServingError(f"The model's chat template cannot render these messages: {exc}",
+                               param="messages") from None
+        room = base.context_length - len(prompt_ids)
+        if room < 1:
+            raise ServingError(
+                f"This model's maximum context length is {base.context_length} tokens; the "
+                f"messages take {len(prompt_ids)} tokens, leaving no room for a reply.",
+                code="context_length_exceeded", param="messages")
+        return Prepared(base, adapter, tokenizer, prompt_ids, min(params.max_tokens, room))
+
+    def _run(self, prepared: Prepared, messages, params: SamplingParams,
+             should_stop: StopCheck | None, stats: dict | None) -> Iterator[str]:
+        import dataclasses
+
+        base = prepared.base
+        if prepared.max_tokens != params.max_tokens:
+            params = dataclasses.replace(params, max_tokens=prepared.max_tokens)
+        model = base.model
+        if prepared.adapter is not None:
+            model.set_adapter(prepared.adapter.key)
+            yield from stream_chat(model, prepared.tokenizer, messages, params, stats, should_stop,
+                                   prepared.prompt_ids)
+        elif base.peft:
+            with model.disable_adapter():
+                yield from stream_chat(model, prepared.tokenizer, messages, params, stats,
+                                       should_stop, prepared.prompt_ids)
+        else:
+            yield from stream_chat(model, prepared.tokenizer, messages, params, stats,
+                                   should_stop, prepared.prompt_ids)
+
+    def _base(self, name: str) -> _Base:
+        if name in self._bases:
+            self._bases.move_to_end(name)
+            return self._bases[name]
+        while len(self._bases) >= self.settings.max_base_models:
+            self._bases.popitem(last=False)
+        from strop.models import ModelError, load
+
+        try:
+            loaded = load(name, dtype=self.settings.dtype)
+        except (ModelError, FileNotFoundError, OSError) as exc:
+            raise ServingError(f"Base model '{name}' cannot be loaded: {exc}", status=500,
+                               code="model_load_failed", type="server_error") from None
+        network = loaded.model
+        network.eval()
+        base = _Base(
+            name=name,
+            model=network,
+            tokenizer=loaded.tokenizer,
+            eos_ids=stop_token_ids(network, loaded.tokenizer),
+            nbytes=_tensor_bytes(network.parameters()),
+            context_length=loaded.context_length,
+        )
+        self._bases[name] = base
+        return base
+
+    def _adapter(self, base: _Base, folder: Path) -> _Adapter:
+        key = _adapter_key(folder.resolve())
+        if key in base.adapters:
+            base.adapters.move_to_end(key)
+            return base.adapters[key]
+        needed = self._estimate_adapter_bytes(folder)
+        budget = self.settings.adapter_memory_bytes
+        if needed > budget:
+            raise ServingError(
+                f"The adapter in {folder} needs {needed:,} bytes, more than the whole adapter "
+                f"memory budget ({budget:,} bytes; setting adapter_memory_bytes).",
+                status=500, code="adapter_too_large", type="server_error")
+        while self.adapter_bytes() + needed > budget:
+            # This base's least recently used adapter first, then other bases' oldest.
+            owner = base if base.adapters else next(b for b in self._bases.values() if b.adapters)
+            self._evict_adapter(owner, next(iter(owner.adapters)))
+        tokenizer = self._adapter_tokenizer(base, folder)
+        started = time.perf_counter()
+        try:
+            if base.peft:
+                base.model.load_adapter(str(folder), adapter_name=key, is_trainable=False)
+            else:
+                from peft import PeftModel
+
+                base.model = PeftModel.from_pretrained(base.model, str(folder), adapter_name=key,
+                                                       is_trainable=False)
+        except Exception as exc:  # PEFT raises many types for a bad folder; all mean the same
+            raise ServingError(f"The adapter in {folder} cannot be loaded onto {base.name}: "
+                               f"{type(exc).__name__}: {exc}", status=500,
+                               code="adapter_load_failed", type="server_error") from None
+        base.model.eval()
+        nbytes = _tensor_bytes(p for n, p in base.model.named_parameters() if f".{key}." in n)
+        adapter = _Adapter(key, folder, tokenizer, nbytes,
+                           load_seconds=time.perf_counter() - started)
+        base.adapters[key] = adapter
+        return adapter
+
+    def _evict_adapter(self, base: _Base, key: str) -> None:
+        base.adapters.pop(key)
+        base.model.delete_adapter(key)
+
+    def _adapter_tokenizer(self, base: _Base, folder: Path):
+        """The tokenizer saved with the adapter (its chat template is the one trained on)."""
+        if not (folder / "tokenizer_config.json").is_file():
+            return base.tokenizer
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if len(tokenizer) > base.model.get_input_embeddings().weight.shape[0]:
+            raise ServingError(
+                f"The tokenizer in {folder} has {len(tokenizer)} tokens but {base.name} has "
+                "embeddings for fewer; the adapter was trained on another base model.",
+                status=500, code="adapter_load_failed", type="server_error")
+        return tokenizer
+
+    def _estimate_adapter_bytes(self, folder: Path) -> int:
+        """Bytes the adapter will take once loaded, read from the safetensors header."""
+        import torch
+        from safetensors import safe_open
+
+        weights = folder / "adapter_model.safetensors"
+        if not weights.is_file():
+            raise ServingError(f"{folder} has no adapter_model.safetensors.", status=500,
+                               code="adapter_load_failed", type="server_error")
+        # PEFT keeps adapter weights at least in float32 when the base is a half dtype
+        # (autocast_adapter_dtype), so count 4 bytes per value unless the base is wider.
+        width = max(4, getattr(torch, self.settings.dtype).itemsize)
+        total = 0
+        with safe_open(weights, framework="pt") as handle:
+            for name in handle.keys():
+                count = 1
+                for dim in handle.get_slice(name).get_shape():
+                    count *= dim
+                total += count * width
+        return total
