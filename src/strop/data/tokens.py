@@ -51,13 +51,15 @@ class TokenCounter:
         )
 
     def _assistant_turn_suffix(self) -> int:
-        """Tokens the template puts after an assistant reply's content (e.g. `<|im_end|>\\n`)."""
+        """Tokens the template puts after an assistant reply's content (e.g. `<|im_end|>`)."""
         try:
             text = self.render([{"role": "user", "content": "hi"},
                                 {"role": "assistant", "content": _PROBE}])
         except Exception:  # templates that refuse the probe: count the content alone
             return 0
-        tail = text[text.rfind(_PROBE) + len(_PROBE):]
+        # Whitespace after the end-of-turn marker is never predicted (the training engine's
+        # masking drops it too), so only the marker itself counts.
+        tail = text[text.rfind(_PROBE) + len(_PROBE):].rstrip()
         return self.encode_lengths([tail])[0] if tail else 0
 
     def count(self, records: list[dict], kind: str) -> list[TokenCount]:

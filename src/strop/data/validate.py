@@ -153,6 +153,8 @@ def analyse_file(path: str | Path, tokenizer=None, context_length: int | None = 
             progress=(lambda done, total: progress("counting tokens", done, total))
             if progress else None)
         report.warnings.extend(_token_warnings(report.stats))
+    report.warnings.extend(_system_prompt_warning(records, file_format, report.stats))
+    report.warnings.extend(_last_message_warning(records, file_format))
     return report, records
 
 
@@ -205,10 +207,18 @@ def _record_warnings(records: list[Record], kind: str | None) -> list[Problem]:
             f"({_lines_phrase(without_system)}) while the others do.",
             "Give every example the same system message, or none: the model learns to behave "
             "differently with and without one, and at inference you will send one or the other."))
+    return warnings
+
+
+def _system_prompt_warning(records: list[Record], kind: str | None, stats: dict | None
+                           ) -> list[Problem]:
+    if kind not in ("chat", "preference") or len(records) < 2:
+        return []
     from strop.data.stats import shared_system_prompt
 
-    shared = shared_system_prompt(records, kind)
-    if shared and len(records) > 1:
+    shared = stats["system_prompt"] if stats else shared_system_prompt(records, kind)
+    warnings = []
+    if shared:
         estimate = "" if shared["exact"] else "~"
         warnings.append(_warning(
             "repeated_system_prompt", [records[0].line],
@@ -217,6 +227,11 @@ def _record_warnings(records: list[Record], kind: str | None) -> list[Problem]:
             f"{shared['tokens_per_epoch']:,} tokens per epoch are spent on it.",
             "Shorten it, or fine-tune without it (the tuned model learns the behaviour) and send "
             "the short version at inference."))
+    return warnings
+
+
+def _last_message_warning(records: list[Record], kind: str | None) -> list[Problem]:
+    warnings = []
     if kind == "chat":
         not_last = [r.line for r in records if r.data["messages"][-1].get("role") != "assistant"]
         if not_last:

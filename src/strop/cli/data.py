@@ -1,0 +1,275 @@
+"""`strop data check|clean|split` and `strop estimate`: thin wrappers over strop.data."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from strop.cli.app import EXIT_PROBLEMS, EXIT_USAGE, app, console, errors, fail, progress_printer
+
+data_app = typer.Typer(help="Check, clean and split training files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
+
+
+@contextmanager
+def _progress_bar(enabled: bool):
+    """A callback(stage, done, total) drawing a progress bar on stderr (nothing with --json)."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        yield update
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise fail(f"No such file: {path}")
+
+
+def _print_json(payload: dict) -> None:
+    console.print_json(json.dumps(payload, default=str))
+
+
+def _problems_table(title: str, problems: list, style: str) -> Table:
+    table = Table("line", "check", "problem", "fix", title=title, title_style=style,
+                  show_lines=False, expand=True)
+    for problem in problems:
+        table.add_row(str(problem.line or "-"), problem.check or problem.code, problem.message,
+                      problem.hint)
+    return table
+
+
+def _stats_table(stats: dict) -> Table:
+    table = Table("tokens per example", "min", "p5", "median", "p95", "max", title=(
+        f"{stats['examples']:,} {stats['format']} examples - {stats['tokens']['total']:,} tokens "
+        f"({stats['tokens']['prompt']:,} prompt, {stats['tokens']['trained']:,} trained)"
+        + ("" if stats["exact"] else f", from a sample of {stats['counted_examples']:,}")))
+    for name, dist in (("total", stats["per_example"]["total"]),
+                       ("trained", stats["per_example"]["trained"]),
+                       ("messages", stats["messages_per_example"])):
+        table.add_row(name, *(f"{dist[k]:g}" for k in ("min", "p5", "median", "p95", "max")))
+    return table
+
+
+@data_app.command("check")
+def check(
+    file: Path = typer.Argument(..., help="JSONL training file"),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="base model whose tokenizer counts tokens "
+                                             "(default: the embedded model)"),
+    no_tokens: bool = typer.Option(False, "--no-tokens",
+                                   help="skip token statistics (no tokenizer is loaded)"),
+    exact: bool = typer.Option(False, "--exact",
+                               help="count every example even in very large files"),
+    near_duplicates: float = typer.Option(0.85, "--near-duplicates", min=0.01, max=1.0,
+                                          help="Jaccard threshold for near-duplicates"),
+    max_problems: int = typer.Option(100, "--max-problems", min=1, help="errors listed at most"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate a training file: every problem with line and fix, token statistics, readiness."""
+    from strop.data.validate import validate_file
+
+    _require_file(file)
+    tokenizer = context = None
+    if not no_tokens:
+        from strop.data.tokenizer import load_tokenizer
+        from strop.models import ModelError
+
+        try:
+            tokenizer, context = load_tokenizer(model, None if as_json else progress_printer)
+        except ModelError as exc:
+            raise fail(str(exc))
+    with _progress_bar(not as_json) as progress:
+        report = validate_file(file, tokenizer, context, max_problems,
+                               near_duplicate_threshold=near_duplicates, exact_counts=exact,
+                               progress=progress)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        _print_check(file, report)
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_check(file: Path, report) -> None:
+    kind = report.format or "unrecognised"
+    if report.errors:
+        console.print(_problems_table(f"{len(report.errors) + report.errors_not_shown} errors",
+                                      report.errors, "bold red"))
+        if report.errors_not_shown:
+            console.print(f"[red]... and {report.errors_not_shown} more errors not listed "
+                          "(raise --max-problems to see them).[/]")
+    if report.warnings:
+        console.print(_problems_table(f"{len(report.warnings)} warnings", report.warnings,
+                                      "bold yellow"))
+    if report.stats:
+        console.print(_stats_table(report.stats))
+        for advice in report.stats["readiness"]:
+            colour = {"ok": "green", "info": "cyan"}.get(advice["level"], "yellow")
+            console.print(f"[{colour}]{advice['level']}:[/] {advice['message']}")
+    verdict = "[green]valid[/]" if report.ok else "[red]not valid[/]"
+    console.print(f"{file}: {report.n_examples} lines, {kind} format, {verdict}")
+
+
+@data_app.command("clean")
+def clean(
+    file: Path = typer.Argument(..., help="JSONL training file (never modified)"),
+    output: Path = typer.Option(..., "--output", "-o", help="where to write the cleaned file"),
+    pii: str = typer.Option("mask", "--pii",
+                            help="report | mask | pseudonymize | hash | off"),
+    near_duplicates: float = typer.Option(0.85, "--near-duplicates", min=0.01, max=1.0,
+                                          help="Jaccard threshold for near-duplicates"),
+    no_dedupe: bool = typer.Option(False, "--no-dedupe", help="keep duplicate examples"),
+    ner: bool = typer.Option(False, "--ner",
+                             help="also find names and places (needs a spaCy model installed)"),
+    report_path: Optional[Path] = typer.Option(None, "--report",
+                                               help="JSON report path (default OUT.report.json)"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write a cleaned copy: duplicates removed, personal data redacted, plus a JSON report."""
+    from strop.data.clean import clean_file
+    from strop.data.pii import POLICIES
+    from strop.data.records import DataFileError
+
+    _require_file(file)
+    if pii not in POLICIES + ("off",):
+        raise fail(f"--pii must be one of {', '.join(POLICIES)}, off; got {pii!r}")
+    with _progress_bar(not as_json) as progress:
+        try:
+            result = clean_file(file, output, pii=None if pii == "off" else pii,
+                                near_duplicate_threshold=near_duplicates, dedupe=not no_dedupe,
+                                report_path=report_path, ner=ner, progress=progress)
+        except DataFileError as exc:
+            raise fail(str(exc), EXIT_PROBLEMS)
+        except ValueError as exc:
+            raise fail(str(exc))
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    table = Table("", "count", title=f"{file} -> {output}")
+    table.add_row("examples in", f"{result.examples_in:,}")
+    table.add_row("exact duplicates removed", f"{result.exact_duplicates:,}")
+    table.add_row("near duplicates removed", f"{result.near_duplicates:,}")
+    for entity, count in sorted(result.pii_counts.items()):
+        table.add_row(f"{entity} ({'found' if pii == 'report' else pii})",
+                      f"{count:,} in {len(result.pii_lines[entity]):,} lines")
+    table.add_row("examples out", f"{result.examples_out:,}")
+    console.print(table)
+    for dup in result.duplicates[:5]:
+        console.print(f"  line {dup['line']} {dup['kind']}-duplicates line {dup['of_line']}"
+                      + (f" (similarity {dup['similarity']})" if dup["kind"] == "near" else ""))
+    if len(result.duplicates) > 5:
+        console.print(f"  ... {len(result.duplicates) - 5} more in the report")
+    console.print(f"report: {result.report_path} ({result.seconds:.1f} s)")
+
+
+@data_app.command("split")
+def split(
+    file: Path = typer.Argument(..., help="JSONL training file"),
+    validation: float = typer.Option(0.1, "--validation",
+                                     help="fraction (0-1) or number (>= 1) held out"),
+    seed: int = typer.Option(0, "--seed", help="same seed, same split"),
+    train_out: Optional[Path] = typer.Option(None, "--train-out",
+                                             help="default: FILE.train.jsonl"),
+    validation_out: Optional[Path] = typer.Option(None, "--validation-out",
+                                                  help="default: FILE.validation.jsonl"),
+    near_duplicates: float = typer.Option(0.85, "--near-duplicates", min=0.01, max=1.0),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Split into training and validation files; near-duplicates stay on one side."""
+    from strop.data.records import DataFileError
+    from strop.data.split import split_file
+
+    _require_file(file)
+    stem = file.with_suffix("") if file.suffix == ".jsonl" else file
+    train_out = train_out or Path(f"{stem}.train.jsonl")
+    validation_out = validation_out or Path(f"{stem}.validation.jsonl")
+    amount: float | int = int(validation) if validation >= 1 else validation
+    try:
+        result = split_file(file, train_out, validation_out, amount, seed, near_duplicates)
+    except DataFileError as exc:
+        raise fail(str(exc), EXIT_PROBLEMS)
+    except ValueError as exc:
+        raise fail(str(exc))
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    console.print(f"{result.train_examples:,} training examples -> {result.train_path}")
+    console.print(f"{result.validation_examples:,} validation examples -> "
+                  f"{result.validation_path}")
+    if result.groups_kept_together:
+        console.print(f"{result.groups_kept_together} groups of duplicates kept on one side")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.command("estimate")
+def estimate_command(
+    file: Path = typer.Argument(..., help="JSONL training file"),
+    model: str = typer.Option("smollm2-135m-instruct", "--model", "-m", help="base model"),
+    epochs: str = typer.Option("auto", "--epochs", help="1-50 or auto (OpenAI's rule)"),
+    prices: Optional[Path] = typer.Option(None, "--prices", help="price table JSON to use"),
+    fine_tuning: str = typer.Option("lora", "--fine-tuning", help="lora or full"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Billed tokens and cost on OpenAI's price list; FLOPs and wall time on this machine."""
+    from strop.data.records import DataFileError
+    from strop.estimate import EstimateError, estimate
+    from strop.models import ModelError
+
+    _require_file(file)
+    try:
+        result = estimate(file, model, epochs if epochs == "auto" else epochs, prices,
+                          fine_tuning, progress=None if as_json else progress_printer)
+    except DataFileError as exc:
+        raise fail(str(exc), EXIT_PROBLEMS)
+    except (EstimateError, ModelError) as exc:
+        raise fail(str(exc), EXIT_USAGE)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    console.print(f"{result.examples:,} {result.format} examples x {result.epochs} epochs"
+                  f"{' (auto)' if result.epochs_auto else ''} = "
+                  f"[bold]{result.billed_tokens:,}[/] billed tokens "
+                  f"({result.tokens_per_epoch:,} per epoch, "
+                  f"{result.trained_tokens_per_epoch:,} of them trained)")
+    table = Table("OpenAI model", f"training ({result.currency})", "basis",
+                  "inference in / out per 1M", title="If trained on OpenAI")
+    for price in result.prices:
+        cost = f"{price.training_cost:,.2f}" if price.training_cost is not None else "per hour"
+        inference = price.inference
+        table.add_row(price.label, cost, price.basis,
+                      f"{inference.get('input_per_million', '?')} / "
+                      f"{inference.get('output_per_million', '?')}")
+    console.print(table)
+    if result.training_flops is not None:
+        console.print(f"Local ({result.model}, {result.parameters / 1e6:.0f}M parameters, "
+                      f"{result.fine_tuning}): {result.training_flops:.2e} FLOPs. "
+                      f"[dim]{result.flops_note}[/]")
+    if result.wall_seconds is not None:
+        console.print(f"Predicted wall time here: [bold]{_duration(result.wall_seconds)}[/] "
+                      f"[dim]({result.wall_note})[/]")
+    else:
+        console.print(f"[yellow]{result.wall_note}[/]")
