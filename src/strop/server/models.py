@@ -70,9 +70,9 @@ def delete_model(model: str, request: Request, who: Caller = Depends(caller)):
             raise _not_found(model)
         row.deleted_at = ids.now()
         job_id, path = row.job_id, row.path
-    evict = getattr(request.app.state, "evict_model", None)
-    if evict is not None:
-        evict(model)
+    engine = getattr(request.app.state, "engine", None)  # created on the first chat request
+    if engine is not None:
+        engine.unload(model)
     audit.append("model.deleted", actor=who.actor, organization=who.organization_name,
                  objects={"model": model, "job": job_id}, details={"path": path})
     return {"id": model, "object": "model", "deleted": True}
