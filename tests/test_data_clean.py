@@ -1,0 +1,236 @@
+"""Cleaning: duplicates, PII policies (offline), reports without values; split; stats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from strop.data import clean_file, compute_stats, read_records, split_file
+from strop.data.dedupe import DuplicateFinder
+from strop.data.pii import ENTITIES, PREFILTERS, PiiRedactor
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+
+PII_SAMPLES = {
+    "EMAIL_ADDRESS": "jane.roe@example.com",
+    "PHONE_NUMBER": "+1 415 555 0134",
+    "CREDIT_CARD": "4111 1111 1111 1111",
+    "US_SSN": "536-22-8726",
+    "IBAN_CODE": "GB82 WEST 1234 5698 7654 32",
+    "IP_ADDRESS": "192.168.14.27",
+    "URL": "https://acme-support.com/ticket/77",
+    "CRYPTO": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted during a test that must stay offline")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _chat(user: str, assistant: str) -> dict:
+    return {"messages": [{"role": "user", "content": user},
+                         {"role": "assistant", "content": assistant}]}
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _pii_file(tmp_path: Path) -> Path:
+    rows = [_chat(f"My {entity.lower().replace('_', ' ')} is {value}, topic {i}.",
+                  f"Thanks, noted for ticket {i}.") for i, (entity, value)
+            in enumerate(PII_SAMPLES.items())]
+    rows += [_chat(f"Plain question {i} about returns of item {chr(65 + i)}?",
+                   f"Plain answer {i}.") for i in range(4)]
+    rows.append(_chat("Email jane.roe@example.com again please, issue 99.",
+                      "Sure, writing to jane.roe@example.com now."))
+    return _write(tmp_path / "pii.jsonl", rows)
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_prefilter_lets_every_entity_through(entity):
+    assert PiiRedactor("report").candidate_entities(f"value: {PII_SAMPLES[entity]}.") \
+        .count(entity) == 1, PREFILTERS[entity]
+
+
+def test_prefilter_skips_text_without_candidates():
+    redactor = PiiRedactor("mask")
+    assert redactor.candidate_entities("Thanks for asking, we ship within a few days.") == []
+
+
+def test_mask_finds_every_entity_type_offline(tmp_path, no_network):
+    path = _pii_file(tmp_path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    report = clean_file(path, tmp_path / "out.jsonl", pii="mask")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # input untouched
+    for entity in ENTITIES:
+        assert report.pii_counts.get(entity, 0) >= 1, (entity, report.pii_counts)
+    cleaned = (tmp_path / "out.jsonl").read_text()
+    for value in PII_SAMPLES.values():
+        assert value not in cleaned
+    assert "<EMAIL_ADDRESS>" in cleaned and "<CREDIT_CARD>" in cleaned
+    assert report.pii_lines["EMAIL_ADDRESS"] == [1, 13]
+    assert report.pii_counts["EMAIL_ADDRESS"] == 3
+
+
+def test_report_never_contains_values_and_report_policy_keeps_text(tmp_path, no_network):
+    path = _pii_file(tmp_path)
+    report = clean_file(path, tmp_path / "out.jsonl", pii="report")
+    saved = Path(report.report_path).read_text()
+    for value in PII_SAMPLES.values():
+        assert value not in saved
+    assert json.loads(saved)["pii_counts"]["EMAIL_ADDRESS"] == 3
+    assert [r.data for r in read_records(tmp_path / "out.jsonl")] == \
+        [r.data for r in read_records(path)]
+
+
+def test_pseudonyms_are_consistent_across_the_file(tmp_path, no_network):
+    path = _pii_file(tmp_path)
+    clean_file(path, tmp_path / "out.jsonl", pii="pseudonymize")
+    records = read_records(tmp_path / "out.jsonl")
+    assert "<EMAIL_ADDRESS_1>" in records[0].data["messages"][0]["content"]
+    last = records[-1].data["messages"]
+    assert "<EMAIL_ADDRESS_1>" in last[0]["content"] and "<EMAIL_ADDRESS_1>" in last[1]["content"]
+
+
+def test_hash_policy_is_consistent_and_hides_value(tmp_path, no_network):
+    path = _pii_file(tmp_path)
+    clean_file(path, tmp_path / "out.jsonl", pii="hash", hash_key=b"k" * 32)
+    last = read_records(tmp_path / "out.jsonl")[-1].data["messages"]
+    token = last[1]["content"].split("writing to ")[1].split(" now")[0]
+    assert token.startswith("<EMAIL_ADDRESS:") and token in last[0]["content"]
+
+
+def test_tool_call_arguments_are_redacted_and_stay_json(tmp_path, no_network):
+    rows = [{"messages": [
+        {"role": "user", "content": f"Find customer {i}"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "lookup", "arguments": json.dumps({"email": f"user{i}@example.org"})}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": f"customer number {i}"},
+        {"role": "assistant", "content": f"Found customer {i}, account {chr(65 + i)}."}]}
+        for i in range(10)]
+    path = _write(tmp_path / "tools.jsonl", rows)
+    clean_file(path, tmp_path / "out.jsonl", pii="mask", dedupe=False)
+    for record in read_records(tmp_path / "out.jsonl"):
+        args = json.loads(record.data["messages"][1]["tool_calls"][0]["function"]["arguments"])
+        assert args == {"email": "<EMAIL_ADDRESS>"}
+
+
+def test_clean_removes_exact_and_near_duplicates_and_says_which(tmp_path):
+    report = clean_file(FIXTURES / "duplicates.jsonl", tmp_path / "out.jsonl", pii=None)
+    assert (report.exact_duplicates, report.near_duplicates) == (1, 1)
+    assert [(d["line"], d["of_line"]) for d in report.duplicates] == [(5, 2), (8, 2)]
+    assert report.examples_out == 10 == len(read_records(tmp_path / "out.jsonl"))
+
+
+def test_exact_duplicates_ignore_case_and_whitespace():
+    from strop.data.dedupe import example_texts
+
+    finder = DuplicateFinder(None)
+    a, _ = example_texts(_chat("Hello  World", "OK"), "chat")
+    b, _ = example_texts(_chat("hello world", "ok "), "chat")
+    c, _ = example_texts(_chat("hello world", "no"), "chat")
+    assert finder.add(1, a) is None
+    assert finder.add(2, b) == finder.add(2, b).__class__(2, 1, "exact", 1.0)
+    assert finder.add(3, c) is None
+
+
+def test_near_duplicate_threshold_is_respected():
+    text = "the quick brown fox jumps over the lazy dog near the river bank today"
+    close = text + " again"
+    for threshold, expect in ((0.8, True), (0.95, False)):
+        finder = DuplicateFinder(threshold)
+        finder.add(1, "a", text)
+        assert (finder.add(2, "b", close) is not None) is expect
+
+
+def test_clean_refuses_invalid_file_and_in_place_output(tmp_path):
+    from strop.data.records import DataFileError
+
+    with pytest.raises(DataFileError, match="Line 5"):
+        clean_file(FIXTURES / "invalid_json.jsonl", tmp_path / "out.jsonl")
+    copy = tmp_path / "in.jsonl"
+    copy.write_bytes((FIXTURES / "valid_chat.jsonl").read_bytes())
+    with pytest.raises(ValueError, match="never edits the input"):
+        clean_file(copy, copy)
+
+
+def test_split_is_deterministic_and_keeps_duplicates_together(tmp_path):
+    rows = [_chat(f"Unique question {i} about topic {i * 13}?", f"Unique answer {i}.")
+            for i in range(40)]
+    rows[30] = rows[3]  # exact duplicate
+    rows[31] = _chat(rows[4]["messages"][0]["content"],
+                     rows[4]["messages"][1]["content"] + " ok")  # near duplicate
+    path = _write(tmp_path / "d.jsonl", rows)
+    first = split_file(path, tmp_path / "t1.jsonl", tmp_path / "v1.jsonl", 0.25, seed=7)
+    again = split_file(path, tmp_path / "t2.jsonl", tmp_path / "v2.jsonl", 0.25, seed=7)
+    other = split_file(path, tmp_path / "t3.jsonl", tmp_path / "v3.jsonl", 0.25, seed=8)
+    assert (tmp_path / "v1.jsonl").read_bytes() == (tmp_path / "v2.jsonl").read_bytes()
+    assert (tmp_path / "v1.jsonl").read_bytes() != (tmp_path / "v3.jsonl").read_bytes()
+    assert first.validation_examples == 10 and first.train_examples == 30
+    assert first.groups_kept_together == 2 and other.train_examples + other.validation_examples == 40
+    for seed in range(12):
+        split_file(path, tmp_path / "t.jsonl", tmp_path / "v.jsonl", 0.25, seed=seed)
+        train = {json.dumps(r.data) for r in read_records(tmp_path / "t.jsonl")}
+        valid = {json.dumps(r.data) for r in read_records(tmp_path / "v.jsonl")}
+        assert not train & valid
+        in_valid = [json.dumps(rows[i]) in valid for i in (4, 31)]
+        assert in_valid[0] == in_valid[1]
+
+
+def test_stats_match_the_chat_template(tiny):
+    tokenizer = tiny.tokenizer
+    records = read_records(FIXTURES / "valid_chat.jsonl")
+    stats = compute_stats(records, tokenizer, context_length=512)
+    expected_total = sum(len(tokenizer(tokenizer.apply_chat_template(r.data["messages"],
+                                                                      tokenize=False),
+                                       add_special_tokens=False)["input_ids"]) for r in records)
+    assert stats["tokens"]["total"] == expected_total
+    im_end = 1
+    expected_trained = sum(len(tokenizer(r.data["messages"][1]["content"],
+                                         add_special_tokens=False)["input_ids"]) + im_end
+                           for r in records)
+    assert stats["tokens"]["trained"] == expected_trained
+    assert stats["tokens"]["prompt"] == expected_total - expected_trained
+    assert stats["messages_per_example"]["median"] == 2
+    assert stats["exact"] and stats["examples"] == 12
+
+
+def test_weight_zero_replies_are_not_trained(tiny):
+    rows = [{"messages": [{"role": "user", "content": "hi"},
+                          {"role": "assistant", "content": "first reply", "weight": 0},
+                          {"role": "user", "content": "again"},
+                          {"role": "assistant", "content": "second"}]}]
+    stats = compute_stats(rows, tiny.tokenizer)
+    second = len(tiny.tokenizer("second", add_special_tokens=False)["input_ids"])
+    assert stats["tokens"]["trained"] == second + 1
+
+
+def test_sampled_stats_still_find_every_over_context_example(tiny):
+    rows = [_chat(f"short question {i}", f"short answer {i}") for i in range(60)]
+    for i in (3, 41, 58):
+        rows[i] = _chat("long " * 300, "ok")
+    stats = compute_stats(rows, tiny.tokenizer, context_length=200, sample_limit=20)
+    assert not stats["exact"] and stats["counted_examples"] == 20
+    assert stats["over_context"] == 3 and stats["over_context_lines"] == [4, 42, 59]
+
+
+def test_readiness_flags_few_examples_and_knowledge_in_answers(tiny):
+    rows = [_chat(f"Who maintains pump {i}?", f"Pump {i} is maintained by Karlsen Hydro in "
+                                               f"Bergen since {1990 + i}.") for i in range(20)]
+    topics = {a["topic"] for a in compute_stats(rows, tiny.tokenizer)["readiness"]}
+    assert {"few_examples", "knowledge"} <= topics
+    plain = [_chat(f"Rewrite politely: give me report {i}", f"could you please send report {i}?")
+             for i in range(150)]
+    topics = {a["topic"] for a in compute_stats(plain, tiny.tokenizer)["readiness"]}
+    assert "few_examples" not in topics and "knowledge" not in topics
