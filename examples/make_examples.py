@@ -29,7 +29,7 @@ SEED = 20261121
 # duplicates sit above PLANTED_NEAR_DUPLICATE_MIN; everything else stays below the limit, so a
 # MinHash deduplicator with any threshold in between finds exactly the planted ones.
 ACCIDENTAL_SIMILARITY_LIMIT = 0.5
-PLANTED_NEAR_DUPLICATE_MIN = 0.85
+PLANTED_NEAR_DUPLICATE_MIN = 0.88
 
 COMPANY = "Fernhollow Outfitters"
 GREETING = "Howdy, trail friend!"
@@ -977,8 +977,7 @@ EXTRACTION_FRAMES_NO_PRODUCT = [
 NO_PRODUCT_ISSUES = ["late", "billing", "damaged", "wrong_item"]
 
 
-def make_extraction_example(rng: random.Random) -> tuple[dict, str]:
-    urgency = rng.choices(["low", "medium", "high"], weights=[1, 2, 1.2])[0]
+def make_extraction_example(rng: random.Random, urgency: str) -> tuple[dict, str]:
     with_product = rng.random() < 0.85
     issue = rng.choice(list(ISSUES) if with_product else NO_PRODUCT_ISSUES)
     product = rng.choice(ALL_PRODUCTS) if with_product else None
@@ -998,14 +997,20 @@ def make_extraction_example(rng: random.Random) -> tuple[dict, str]:
 
 
 EXTRACTION_COUNTS = {"train": 200, "validation": 30}
+URGENCY_SHARES = {"low": 0.3, "medium": 0.4, "high": 0.3}
 
 
 def build_extraction(rng: random.Random) -> tuple[list[dict], list[dict]]:
     train_pool = DistinctPool()
-    train = fill_pool(train_pool, make_extraction_example, EXTRACTION_COUNTS["train"], rng, "extraction train")
-    validation = fill_pool(DistinctPool(against=train_pool), make_extraction_example,
-                           EXTRACTION_COUNTS["validation"], rng, "extraction validation")
-    return train, validation
+    splits = []
+    for split, pool in (("train", train_pool), ("validation", DistinctPool(against=train_pool))):
+        count = EXTRACTION_COUNTS[split]
+        quotas = {level: round(count * share) for level, share in URGENCY_SHARES.items()}
+        quotas["medium"] += count - sum(quotas.values())
+        for level, quota in quotas.items():
+            fill_pool(pool, lambda r, u=level: make_extraction_example(r, u), quota, rng, f"extraction {split} ({level})")
+        splits.append(rng.sample(pool.records, len(pool.records)))  # urgencies interleaved
+    return splits[0], splits[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1097,13 +1102,14 @@ OFF_POLICY = {  # intent -> in-voice replies that break the policy
 CURT = ["Check the website.", "Read the FAQ.", "Not sure, email us.", "Can't help with that here.",
         "Look in your account.", "That's up to the carrier."]
 PREFERENCE_COUNTS = {"train": 120, "validation": 20}
+REJECTED_SHARES = {"rambling": 0.4, "off_policy": 0.35, "curt": 0.25}
 
 
-def make_preference_example(rng: random.Random) -> dict:
-    intent, user, body = support_exchange(rng)
+def make_preference_example(rng: random.Random, kind: str) -> dict:
+    """A support prompt, its on-policy brand-voice reply, and a rejected reply of the given kind."""
+    intents = [i for i in INTENTS if kind != "off_policy" or i.name in OFF_POLICY]
+    intent, user, body = support_exchange(rng, rng.choice(intents))
     preferred = support_reply(body)
-    kinds = ["rambling", "curt"] + (["off_policy"] * 2 if intent.name in OFF_POLICY else [])
-    kind = rng.choice(kinds)
     if kind == "off_policy":
         rejected = support_reply(rng.choice(OFF_POLICY[intent.name]))
     elif kind == "curt":
@@ -1145,15 +1151,18 @@ def build_preference(rng: random.Random, support_validation: list[dict]) -> tupl
             ("train", PREFERENCE_COUNTS["train"], train_prompts, train_records),
             ("validation", PREFERENCE_COUNTS["validation"], DistinctPool(against=train_prompts),
              DistinctPool(against=train_records))):
-        attempts = 0
-        while len(records.records) < count:
-            attempts += 1
-            if attempts > count * 200:
-                raise RuntimeError(f"preference {split}: not enough distinct examples")
-            record = make_preference_example(rng)
-            if not prompts.resembles(prompt_only(record)) and records.offer(record):
-                prompts.offer(prompt_only(record))
-        splits[split] = records.records
+        quotas = {kind: round(count * share) for kind, share in REJECTED_SHARES.items()}
+        quotas["curt"] += count - sum(quotas.values())
+        for kind, quota in quotas.items():
+            start, attempts = len(records.records), 0
+            while len(records.records) - start < quota:
+                attempts += 1
+                if attempts > quota * 500:
+                    raise RuntimeError(f"preference {split}: not enough distinct {kind} examples")
+                record = make_preference_example(rng, kind)
+                if not prompts.resembles(prompt_only(record)) and records.offer(record):
+                    prompts.offer(prompt_only(record))
+        splits[split] = rng.sample(records.records, len(records.records))  # kinds interleaved
     train, validation = splits["train"], splits["validation"]
     return train, validation
 
@@ -1285,7 +1294,8 @@ model to keep to it exactly (valid JSON, allowed values, no prose around it).
 **Files.** Chat format, one example a line; every assistant answer parses with `json.loads`.
 
 - `train.jsonl`: {len(train)} examples. Issues: {count_by(train, issue)}. Urgency: {count_by(train, urgency)}.
-- `validation.jsonl`: {len(validation)} held-out examples. Urgency: {count_by(validation, urgency)}.
+- `validation.jsonl`: {len(validation)} held-out examples. Issues: {count_by(validation, issue)}.
+  Urgency: {count_by(validation, urgency)}.
 
 **How it was made.** `python examples/make_examples.py` (seed {SEED}) fills message frames with a
 product, an issue phrasing and an urgency cue, and keeps only examples whose word 3-gram
@@ -1297,7 +1307,7 @@ same filter against training. Nothing is planted: this set is clean.
 def preference_readme(train: list[dict], validation: list[dict]) -> str:
     return f"""# preference: a small DPO set for the support voice
 
-**What it teaches.** To prefer the concise, on-policy reply in {COMPANY}'s brand voice (opens with
+**What it teaches.** To prefer the concise, on-policy reply in {COMPANY}' brand voice (opens with
 `{GREETING}`, ends with `{SIGN_OFF}`, 25-60 words) over three kinds of worse reply:
 
 - `rambling`: long, vague, generic, no voice, no actual policy;
@@ -1312,8 +1322,8 @@ def preference_readme(train: list[dict], validation: list[dict]) -> str:
 - `validation.jsonl`: {len(validation)} held-out examples. Rejected kinds: {count_by(validation, rejected_kind)}.
 
 **How it was made.** `python examples/make_examples.py` (seed {SEED}) draws prompts and preferred
-replies from the same templates as `support/` and pairs each with a rejected reply of a random
-kind. Prompts are kept distinct (word 3-gram Jaccard below {ACCIDENTAL_SIMILARITY_LIMIT}) from each
+replies from the same templates as `support/` and pairs each with a rejected reply, the kinds in
+fixed shares (rambling {REJECTED_SHARES['rambling']:.0%}, off-policy {REJECTED_SHARES['off_policy']:.0%}, curt the rest). Prompts are kept distinct (word 3-gram Jaccard below {ACCIDENTAL_SIMILARITY_LIMIT}) from each
 other, from `support/validation.jsonl` and from the demo questions, so a model tuned on support
 and then on this set is still evaluated on unseen prompts. Nothing is planted.
 """

@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SUPPORT = EXAMPLES / "support"
 COUNTS = {"support": (300, 40), "json-extraction": (200, 30), "preference": (120, 20)}
 ACCIDENTAL_LIMIT = 0.5
-PLANTED_NEAR_MIN = 0.85
+PLANTED_NEAR_MIN = 0.88
 
 
 def read_jsonl(path: Path) -> list[dict]:
