@@ -389,8 +389,9 @@ INTENTS = [
     ), (
         ("Our footwear runs about half a size small.", "Fernhollow footwear tends to run half a size small.",
          "Our shoes and boots fit roughly half a size small."),
-        ("We suggest ordering half a size up from your usual size.", "Going half a size up from your normal size works best.",
-         "Most people are happiest half a size up."),
+        ("We suggest ordering half a size up from your usual size{size_advice}.",
+         "Going half a size up from your normal size works best{size_advice}.",
+         "Most people are happiest half a size up{size_advice}."),
         ("If the fit's off, size exchanges are free within 30 days.", "Exchanges for another size are free if it isn't right.",
          "And if it's not right, swapping sizes is free."),
     )),
@@ -519,7 +520,7 @@ INTENTS = [
         "My account still shows my old apartment. How do I fix it?",
     ), (
         ("Saved addresses live under Account Settings, then Addresses.", "Open Account Settings and pick Addresses to edit them.",
-         "You'll find them in Account Settings under Addresses."),
+         "You'll find saved addresses in Account Settings under Addresses."),
         ("You can keep several and mark one as the default.", "Add as many as you like and star your default.",
          "Store a few and choose which one is the default."),
         ("Orders already placed keep their address unless changed within 1 hour.",
@@ -621,6 +622,13 @@ SLOT_VALUES = {
 }
 
 
+def half_size_up(shoe: str) -> str:
+    """'size 9' -> 'size 9.5', "men's 10.5" -> "men's 11"."""
+    label, number = shoe.rsplit(" ", 1)
+    bigger = float(number) + 0.5
+    return f"{label} {bigger:g}"
+
+
 def order_number(rng: random.Random) -> str:
     return f"FH-{rng.randrange(10000, 100000)}"
 
@@ -655,6 +663,7 @@ def support_exchange(rng: random.Random, intent: Intent | None = None) -> tuple[
     # The reply may only name what the customer named: otherwise it would invent an order number.
     slots["order_ref"] = slots["order"] if "{order}" in template else "your order"
     slots["product_ref"] = slots["product"] if "{product}" in template else "item"
+    slots["size_advice"] = f", so a {half_size_up(slots['shoe'])}" if "{shoe}" in template else ""
     opener, core = rng.choice(OPENERS), template.format(**slots)
     if opener.endswith(", ") and not re.match(r"I\b", core):
         core = core[0].lower() + core[1:]
@@ -920,8 +929,8 @@ def build_support(rng: random.Random) -> SupportSet:
             for value in find_pii(user_text, entity):
                 manifest["pii"].append({"line": line_of(record), "entity": entity, "value": value,
                                         "in_user": True, "echoed_by_assistant": value in reply_text})
-        for entity in sorted(set(reply_types) - set(user_types)):
-            raise RuntimeError(f"reply echoes {entity} the user never gave")
+        if set(reply_types) - set(user_types):
+            raise RuntimeError(f"line {line_of(record)}: the reply echoes personal data the user never gave")
     manifest["pii"].sort(key=lambda e: (e["line"], e["entity"], e["value"]))
     for user_types, _, user, _ in PII_CONVERSATIONS:
         found = sum(len(find_pii(user, e)) for e in set(user_types))
