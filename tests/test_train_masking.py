@@ -1,0 +1,148 @@
+"""Which tokens carry loss, checked token by token on real chat-template families."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from strop.models.tiny import CHATML_TEMPLATE, build_tokenizer
+from strop.train.masking import tokenize_chat, tokenize_prompt_completion, tokenize_text
+from strop.train.packing import IGNORE, pack, shifted_targets
+
+LLAMA3 = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    " + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+    "{% endif %}"
+)
+MISTRAL = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + '</s>' }}"
+    "{% endif %}{% endfor %}"
+)
+QWEN = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+    "assistant.<|im_end|>\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+GEMMA = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+TEMPLATES = {
+    # name: (template, end-of-turn token, text the template puts before an answer's content)
+    "chatml-smollm2": (CHATML_TEMPLATE, "<|im_end|>", ""),
+    "llama3": (LLAMA3, "<|eot_id|>", ""),
+    "mistral": (MISTRAL, "</s>", " "),
+    "qwen": (QWEN, "<|im_end|>", ""),
+    "gemma": (GEMMA, "<end_of_turn>", ""),
+}
+EXTRA_SPECIAL = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "</s>",
+                 "<start_of_turn>", "<end_of_turn>", "[INST]", "[/INST]"]
+
+CONVERSATION = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And two plus two?"},
+    {"role": "assistant", "content": "Four, thank you."},
+]
+
+
+@pytest.fixture(scope="module")
+def base_tokenizer():
+    tokenizer = build_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": EXTRA_SPECIAL})
+    return tokenizer
+
+
+def tokenizer_with(base_tokenizer, template: str):
+    tokenizer = copy.deepcopy(base_tokenizer)
+    tokenizer.chat_template = template
+    return tokenizer
+
+
+def trained_runs(tokens) -> list[list[int]]:
+    """Maximal runs of consecutive trained positions, as token id lists."""
+    runs, current = [], []
+    for token, trained in zip(tokens.input_ids, tokens.trained):
+        if trained:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return runs
+
+
+def conversation_for(name: str) -> list[dict]:
+    # Mistral's template has no system role.
+    return [m for m in CONVERSATION if name != "mistral" or m["role"] != "system"]
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_loss_covers_exactly_each_answer_and_its_end_of_turn_token(base_tokenizer, name):
+    template, end_token, lead = TEMPLATES[name]
+    tokenizer = tokenizer_with(base_tokenizer, template)
+    tokens = tokenize_chat(tokenizer, conversation_for(name))
+
+    rendered = tokenizer.apply_chat_template(conversation_for(name), tokenize=False)
+    assert tokens.input_ids == tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    runs = trained_runs(tokens)
+    assert [tokenizer.decode(run) for run in runs] == [
+        f"{lead}Paris.{end_token}", f"{lead}Four, thank you.{end_token}"]
+    end_id = tokenizer.convert_tokens_to_ids(end_token)
+    assert [run[-1] for run in runs] == [end_id, end_id]
+    # Nothing outside the answers is trained: the count of trained tokens is exactly the
+    # answers' tokens plus one end-of-turn token each.
+    expected = sum(len(tokenizer(f"{lead}{text}", add_special_tokens=False)["input_ids"]) + 1
+                   for text in ("Paris.", "Four, thank you."))
+    assert sum(tokens.trained) == expected
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_weight_zero_answer_is_context_only(base_tokenizer, name):
+    template, end_token, lead = TEMPLATES[name]
+    tokenizer = tokenizer_with(base_tokenizer, template)
+    messages = copy.deepcopy(conversation_for(name))
+    messages[[i for i, m in enumerate(messages) if m["role"] == "assistant"][0]]["weight"] = 0
+    runs = trained_runs(tokenize_chat(tokenizer, messages))
+    assert [tokenizer.decode(run) for run in runs] == [f"{lead}Four, thank you.{end_token}"]
+
+
+def test_smollm2_pad_equal_to_eos_never_hides_the_end_token(base_tokenizer):
+    """SmolLM2 ships pad == eos == <|im_end|>; the end token must still be a target."""
+    tokenizer = tokenizer_with(base_tokenizer, CHATML_TEMPLATE)
+    tokenizer.pad_token = tokenizer.eos_token
+    tokens = tokenize_chat(tokenizer, CONVERSATION[:3])
+    batch = pack([tokens, tokenize_chat(tokenizer, CONVERSATION)], tokenizer.pad_token_id)
+    targets = batch.targets[batch.targets != IGNORE].tolist()
+    assert targets.count(tokenizer.eos_token_id) == 3  # one answer + two answers
+
+
+def test_prompt_completion_trains_on_completion_and_eos(base_tokenizer):
+    tokens = tokenize_prompt_completion(base_tokenizer, "Two plus two is", " four.")
+    trained = [t for t, on in zip(tokens.input_ids, tokens.trained) if on]
+    assert base_tokenizer.decode(trained) == " four.<|im_end|>"
+    assert not tokens.trained[0]
+
+
+def test_text_trains_every_token(base_tokenizer):
+    tokens = tokenize_text(base_tokenizer, "The quick brown fox.")
+    assert all(tokens.trained) and tokens.input_ids[-1] == base_tokenizer.eos_token_id
+
+
+def test_shifted_targets_predict_the_next_trained_token():
+    from strop.train.masking import Tokenized
+
+    targets = shifted_targets(Tokenized([10, 11, 12, 13], [False, False, True, True]))
+    assert targets == [IGNORE, 12, 13, IGNORE]
