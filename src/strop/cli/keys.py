@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import typer
-from rich.table import Table
 
 from strop import audit
 from strop.cli.app import app, console, fail
@@ -24,7 +23,7 @@ def _store():
 def _when(timestamp: int | None) -> str:
     if timestamp is None:
         return "-"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 
 @keys_app.command("create")
@@ -50,14 +49,17 @@ def list_keys() -> None:
     """Show keys: id, organisation, the first characters, when created and revoked."""
     from strop.store import access
 
-    table = Table()
-    for column in ("id", "organisation", "starts with", "created", "revoked"):
-        table.add_column(column, no_wrap=True)
+    rows = [("id", "organisation", "starts with", "created", "revoked")]
     with _store().session() as session:
         for key, organization in access.list_keys(session):
-            table.add_row(key.id, organization.name, key.prefix + "...", _when(key.created_at),
-                          _when(key.revoked_at))
-    console.print(table)
+            rows.append((key.id, organization.name, key.prefix + "...", _when(key.created_at),
+                         _when(key.revoked_at)))
+    # Plain aligned columns: ids must print whole (they are what `revoke` takes), whatever
+    # the terminal width.
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        console.print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(),
+                      soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 
 @keys_app.command("revoke")

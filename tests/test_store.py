@@ -1,0 +1,150 @@
+"""The store on its own: atomic claims under contention, paging, keys, the served-model
+resolver's isolation, and settings from environment and config file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from strop.serving.resolver import ModelNotFoundError
+from strop.settings import Settings, SettingsError
+from strop.store import CursorNotFound, Store, access, resolve_served_model
+from strop.store import jobs as job_queries
+from strop.store.tables import ApiKey, Job, TunedModel
+
+
+@pytest.fixture
+def store(strop_home):
+    return Store(Settings.load(home=strop_home).database)
+
+
+def _job(session, organization_id: str, **overrides) -> Job:
+    values = dict(organization_id=organization_id, model="smollm2-135m-instruct",
+                  base_model="smollm2-135m-instruct", training_file="file-x",
+                  validation_file=None, method={"type": "supervised"}, seed=1, suffix=None,
+                  metadata=None)
+    values.update(overrides)
+    return job_queries.create_job(session, **values)
+
+
+def test_sqlite_database_is_in_wal_mode(store, strop_home):
+    assert store.url == f"sqlite:///{strop_home / 'strop.db'}"
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_concurrent_workers_claim_each_job_exactly_once(store):
+    with store.session() as session:
+        organization = access.local_organization(session)
+        job_ids = {_job(session, organization.id).id for _ in range(20)}
+    claimed: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def work(worker: str) -> None:
+        while True:
+            with store.session() as session:
+                job = job_queries.claim_next(session, worker)
+                if job is None:
+                    return
+                with lock:
+                    claimed.setdefault(job.id, []).append(worker)
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(claimed) == job_ids
+    assert all(len(workers) == 1 for workers in claimed.values())
+
+
+def test_paging_rejects_an_unknown_cursor(store):
+    with store.session() as session:
+        organization = access.local_organization(session)
+        _job(session, organization.id)
+        with pytest.raises(CursorNotFound):
+            job_queries.list_jobs(session, organization.id, after="ftjob-unknown", limit=5)
+
+
+def test_keys_are_stored_hashed_and_revocable(store):
+    with store.session() as session:
+        assert not access.keys_configured(session)
+        key, secret = access.create_key(session, "acme")
+    with store.session() as session:
+        stored = session.scalar(select(ApiKey))
+        assert secret not in (stored.key_hash, stored.prefix) and len(stored.prefix) < len(secret)
+        assert access.keys_configured(session)
+        found_key, organization = access.authenticate_key(session, secret)
+        assert found_key.id == key.id and organization.name == "acme"
+        access.revoke_key(session, key.id)
+    with store.session() as session:
+        assert access.authenticate_key(session, secret) is None
+        assert not access.keys_configured(session)
+        with pytest.raises(access.AccessError):
+            access.revoke_key(session, "key-nope")
+        with pytest.raises(access.AccessError):
+            access.create_key(session, "Not A Slug")
+
+
+def test_resolver_honours_organisations_job_status_and_deletion(store, tmp_path):
+    with store.session() as session:
+        acme = access.organization(session, "acme", create=True)
+        globex = access.organization(session, "globex", create=True)
+        job = _job(session, acme.id)
+        name = job_queries.fine_tuned_name(job, "acme")
+        session.add(TunedModel(name=name, organization_id=acme.id, job_id=job.id,
+                               base_model="smollm2-135m-instruct", kind="final", step=3,
+                               path=str(tmp_path / "adapter"), created_at=0))
+    with store.session() as session:
+        with pytest.raises(ModelNotFoundError):  # the job has not succeeded yet
+            resolve_served_model(session, name, acme.id)
+        session.scalar(select(Job).where(Job.id == job.id)).status = "succeeded"
+    with store.session() as session:
+        served = resolve_served_model(session, name, acme.id)
+        assert served.base == "smollm2-135m-instruct" and served.adapter_dir == tmp_path / "adapter"
+        with pytest.raises(ModelNotFoundError):
+            resolve_served_model(session, name, globex.id)
+        assert resolve_served_model(session, "smollm2-135m-instruct", globex.id).adapter_dir is None
+        with pytest.raises(ModelNotFoundError):
+            resolve_served_model(session, "no-such-base", acme.id)
+        session.scalar(select(TunedModel).where(TunedModel.name == name)).deleted_at = 1
+    with store.session() as session:
+        with pytest.raises(ModelNotFoundError):
+            resolve_served_model(session, name, acme.id)
+
+
+def test_ft_names_carry_base_organisation_suffix_and_id(store):
+    with store.session() as session:
+        organization = access.local_organization(session)
+        job = _job(session, organization.id, base_model="/models/Qwen/Qwen2.5-0.5B", suffix="bot")
+        assert job_queries.fine_tuned_name(job, "local") == f"ft:Qwen2.5-0.5B:local:bot:{job.model_id}"
+        plain = _job(session, organization.id)
+        assert job_queries.checkpoint_name(plain, "local", 7) == (
+            f"ft:smollm2-135m-instruct:local::{plain.model_id}:ckpt-step-7")
+
+
+def test_settings_come_from_environment_over_config_file(strop_home, monkeypatch):
+    strop_home.mkdir(parents=True, exist_ok=True)
+    (strop_home / "config.toml").write_text('port = 9000\nmax_upload_bytes = 1000\nhost = "0.0.0.0"\n')
+    monkeypatch.setenv("STROP_PORT", "9100")
+    settings = Settings.load()
+    assert settings.home == Path(strop_home)
+    assert (settings.port, settings.max_upload_bytes, settings.host) == (9100, 1000, "0.0.0.0")
+    assert Settings.load(port=9200).port == 9200
+    monkeypatch.setenv("STROP_MAX_UPLOAD_BYTES", "lots")
+    with pytest.raises(SettingsError, match="max_upload_bytes"):
+        Settings.load()
+    monkeypatch.delenv("STROP_MAX_UPLOAD_BYTES")
+    (strop_home / "config.toml").write_text("port = = 3")
+    with pytest.raises(SettingsError, match="config.toml"):
+        Settings.load()
+
+
+def test_database_url_setting_selects_the_database(strop_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("STROP_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    settings = Settings.load()
+    Store(settings.database)
+    assert (tmp_path / "elsewhere.db").is_file()
