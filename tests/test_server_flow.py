@@ -65,6 +65,9 @@ def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tin
     assert done.fine_tuned_model == f"ft:tiny-llama:local:demo:{done.fine_tuned_model.split(':')[-1]}"
     assert done.trained_tokens and done.trained_tokens > 0
     assert done.finished_at >= done.created_at and done.estimated_finish is None
+    # "auto" is replaced by the value training chose; what the user set is kept.
+    assert done.hyperparameters.n_epochs == 2 and done.hyperparameters.batch_size == 4
+    assert isinstance(done.hyperparameters.learning_rate_multiplier, float)
 
     events = _all_events(api, job.id)
     messages = [event.message for event in reversed(events)]  # oldest first
@@ -125,6 +128,16 @@ def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tin
                                     messages=[{"role": "user", "content": "Hello"}])
     with pytest.raises(openai.BadRequestError):  # a finished job cannot be cancelled
         api.fine_tuning.jobs.cancel(job.id)
+
+    from strop import audit
+
+    actions = [record["action"] for record in audit.records(job.id)]
+    for expected in ("job.created", "file.validated", "job.started", "job.succeeded"):
+        assert expected in actions
+    model_actions = [record["action"] for record in audit.records(done.fine_tuned_model)]
+    assert model_actions == ["job.succeeded", "model.exported", "model.deleted"]
+    assert "file.uploaded" in [record["action"] for record in audit.records(training.id)]
+    assert audit.verify().ok
 
 
 def test_a_tuned_model_can_be_tuned_again(api, tmp_path, tiny_model_dir):

@@ -45,6 +45,21 @@ class JobReporter:
         with self.store.session() as session:
             job_queries.add_event(session, self.job_id, message, level=LEVELS.get(level, "info"),
                                   data=data)
+            if data and isinstance(data.get("hyperparameters"), dict):
+                self._record_resolved(session, data["hyperparameters"])
+
+    def _record_resolved(self, session, resolved: dict) -> None:
+        """Replace "auto" in the job's hyperparameters with what training chose, as OpenAI does."""
+        job = session.scalar(select(Job).where(Job.id == self.job_id))
+        method = dict(job.method)
+        spec = dict(method.get(method["type"]) or {})
+        chosen = dict(spec.get("hyperparameters") or {})
+        for key in chosen:
+            if chosen[key] == "auto" and resolved.get(key) is not None:
+                chosen[key] = resolved[key]
+        spec["hyperparameters"] = chosen
+        method[method["type"]] = spec
+        job.method = method  # a new dict: JSON columns only notice reassignment
 
     def on_metrics(self, metrics: dict) -> None:
         step = int(metrics.get("step") or 0)
