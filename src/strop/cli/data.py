@@ -59,7 +59,8 @@ def _stats_table(stats: dict) -> Table:
     table = Table("tokens per example", "min", "p5", "median", "p95", "max", title=(
         f"{stats['examples']:,} {stats['format']} examples - {stats['tokens']['total']:,} tokens "
         f"({stats['tokens']['prompt']:,} prompt, {stats['tokens']['trained']:,} trained)"
-        + ("" if stats["exact"] else f", from a sample of {stats['counted_examples']:,}")))
+        + ("" if stats["exact"] else f", +/- {stats['tokens']['total_margin_95']:,} from a sample of "
+                                     f"{stats['counted_examples']:,}; --exact counts all")))
     for name, dist in (("total", stats["per_example"]["total"]),
                        ("trained", stats["per_example"]["trained"]),
                        ("messages", stats["messages_per_example"])):

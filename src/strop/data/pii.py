@@ -7,7 +7,7 @@ hands it an extractor that reads only the snapshot bundled with tldextract.
 
 Speed: Presidio costs about a millisecond per message even when there is nothing to find. Each
 recognizer here has a cheap pre-filter regex that matches a superset of what the recognizer can
-match (an '@' for email, a run of five digits for phone/card/SSN, ...), and Presidio runs only
+match (an '@' for email, a run of seven digits for a phone number, ...), and Presidio runs only
 the recognizers whose pre-filter fired, only on the texts where it fired.
 """
 
@@ -26,7 +26,7 @@ POLICIES = ("report", "mask", "pseudonymize", "hash")
 # Entity type -> a regex that matches wherever that recognizer could match.
 PREFILTERS = {
     "EMAIL_ADDRESS": r"@",
-    "PHONE_NUMBER": r"\d(?:[\s().+-]*\d){4,}",
+    "PHONE_NUMBER": r"\d(?:[\s()./+-]*\d){6,}",  # none shorter is found (tested)
     "CREDIT_CARD": r"\d(?:[\s-]?\d){11,}",
     "US_SSN": r"\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6}",
     "IBAN_CODE": r"[A-Za-z]{2}\d{2}",

@@ -15,7 +15,7 @@ from strop.data.tokens import TokenCounter, byte_bound
 
 # Above this many examples, distributions come from a fixed random sample (exact totals for
 # smaller files); over-context examples are still found exactly by a byte-length screen.
-SAMPLE_LIMIT = 10_000
+SAMPLE_LIMIT = 4_000  # totals then carry ~1% error (reported as a 95% margin)
 BATCH = 1_000
 FEW_EXAMPLES = 100
 # A number, or a capitalised word in mid-sentence: cheap stand-ins for "facts" in an answer.
@@ -89,6 +89,10 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
             over_lines = [r.line for r, c in zip(measured, counts) if c.total > context_length]
 
     fact_rate, facts_per_example = facts_absent_from_prompts(measured, kind)
+    margin = 0
+    if sampled and len(totals) > 1:  # 95% interval of the extrapolated total
+        margin = round(1.96 * float(np.std(totals, ddof=1)) / len(totals) ** 0.5 * n
+                       * ((n - len(totals)) / (n - 1)) ** 0.5)
     stats = {
         "format": kind,
         "examples": n,
@@ -98,6 +102,7 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
             "total": round(sum(totals) * scale),
             "prompt": round(sum(c.prompt for c in counts) * scale),
             "trained": round(sum(c.trained for c in counts) * scale),
+            "total_margin_95": margin,  # 0 when every example was counted
         },
         "per_example": {"total": distribution(totals),
                         "trained": distribution(c.trained for c in counts)},
