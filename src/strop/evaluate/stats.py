@@ -59,7 +59,10 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
     denominator = 1 + z * z / n
     centre = (share + z * z / (2 * n)) / denominator
     half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
-    return Estimate(share, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+    # At 0 and n the bounds are exactly 0 and 1; floating point would leave 1e-17 crumbs.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Estimate(share, low, high, n, "wilson")
 
 
 def proportion(outcomes: Sequence[float]) -> Estimate:
