@@ -207,7 +207,32 @@ def test_a_bad_training_file_fails_the_job_not_the_create_call(api, tmp_path, ti
 
 def test_too_few_examples_fail_with_openai_code(api, tmp_path, tiny_model_dir):
     small = _upload(api, write_jsonl(tmp_path / "small.jsonl", chat_examples(5)))
+    assert small.status == "processed"  # the count rule applies when a job trains on it
     job = api.fine_tuning.jobs.create(model=str(tiny_model_dir), training_file=small.id)
     failed = _wait_status(api, job.id, {"failed", "succeeded"})
     assert failed.status == "failed"
     assert failed.error.code == "invalid_n_examples"
+
+
+def _preference_examples(count: int) -> list[dict]:
+    return [{"input": {"messages": [{"role": "user", "content": f"What is {n} plus two?"}]},
+             "preferred_output": [{"role": "assistant", "content": f"{n} plus two is {n + 2}."}],
+             "non_preferred_output": [{"role": "assistant", "content": "I do not know."}]}
+            for n in range(count)]
+
+
+def test_dpo_job_with_a_validation_file(api, tmp_path, tiny_model_dir):
+    training = _upload(api, write_jsonl(tmp_path / "train.jsonl", _preference_examples(10)))
+    validation = _upload(api, write_jsonl(tmp_path / "valid.jsonl", _preference_examples(10)[:3]))
+    job = api.fine_tuning.jobs.create(
+        model=str(tiny_model_dir), training_file=training.id, validation_file=validation.id,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1, "batch_size": 5,
+                                                             "beta": 0.2}}})
+    assert job.method.dpo.hyperparameters.beta == 0.2
+    done = _wait_status(api, job.id, {"succeeded", "failed"})
+    assert done.status == "succeeded", done.error
+    assert done.validation_file == validation.id
+    messages = [event.message for event in _all_events(api, job.id)]
+    assert f"Validating validation file: {validation.id}" in messages
+    metrics = [event.data for event in _all_events(api, job.id) if event.type == "metrics"]
+    assert metrics[0]["valid_loss"] is not None

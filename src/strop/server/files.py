@@ -18,7 +18,7 @@ from strop.store import CursorNotFound
 from strop.store.files import UploadTooLarge, add_file, blob_path, delete_file, get_file, write_blob
 from strop.store.paging import page
 from strop.store.tables import StoredFile
-from strop.store.validation import check_training_file, report_summary
+from strop.store.validation import check_training_file, file_error, report_summary
 
 router = APIRouter()
 UPLOAD_PURPOSES = ("fine-tune",)
@@ -84,7 +84,7 @@ def process_upload(state, file_id: str, who: Caller) -> None:
         path = blob_path(settings.files_dir, row.sha256)
     try:
         report = check_training_file(path)
-        summary, error = report_summary(report), report.openai_error()
+        summary, error = report_summary(report), file_error(report, "upload")
     except Exception as exc:  # a crash in validation must still leave the file in a final state
         summary, error = None, {"code": "invalid_training_file",
                                 "message": f"The file could not be checked: {exc}"}

@@ -24,7 +24,7 @@ from strop.store import Store, ids
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, blob_path, write_blob
 from strop.store.tables import Job, Organization, StoredFile, TunedModel
-from strop.store.validation import check_training_file, report_summary
+from strop.store.validation import check_training_file, file_error, report_summary
 from strop.worker.reporter import JobReporter
 
 log = logging.getLogger("strop.worker")
@@ -185,9 +185,8 @@ class Worker:
                 if stored is not None:
                     stored.validation = report_summary(report)
                 _audit_file_validation(session, job_id, row, report)
-            if not report.ok:
-                error = report.openai_error()
-                error["param"] = param
+            error = file_error(report, param)
+            if error is not None:
                 if param == "validation_file":
                     error["message"] = f"Validation file {row.id}: {error['message']}"
                 raise JobFailure(**error)
@@ -394,4 +393,4 @@ def _audit_file_validation(session, job_id: str, row: StoredFile, report) -> Non
                  organization=organization.name if organization else None,
                  objects={"job": job_id, "file": row.id}, hashes={"file": f"sha256:{row.sha256}"},
                  details={"ok": report.ok, "format": report.format,
-                          "n_examples": report.n_examples, "error": report.openai_error()})
+                          "n_examples": report.n_examples, "errors": len(report.errors)})
