@@ -1,8 +1,10 @@
 """Audit trail, lineage, model cards and technical reports.
 
 `append` is what every state change calls; `verify` proves the log intact; `records` reads it.
+Model cards and reports pull in the evaluation and plotting code, so they load on first use.
 """
 
+from strop.audit.lineage import lineage, related_records
 from strop.audit.log import (
     AuditError,
     VerifyResult,
@@ -14,5 +16,24 @@ from strop.audit.log import (
     verify,
 )
 
-__all__ = ["AuditError", "VerifyResult", "append", "log_path", "read_records", "record_hash",
-           "records", "verify"]
+
+def write_model_card(path, manifest, evaluation=None, data_summary=None, name=None):
+    """Hugging Face model card (YAML metadata + Markdown); see strop.audit.model_card."""
+    from strop.audit.model_card import write_model_card as write
+
+    return write(path, manifest, evaluation, data_summary, name)
+
+
+def write_report(out_dir, model_name, manifest, evaluation, audit_records, data_report=None,
+                 results_csv=None):
+    """Technical report (Markdown + HTML + charts) after EU AI Act Annex IV; returns
+    (markdown_path, html_path). See strop.audit.report."""
+    from strop.audit.report import write_report as write
+
+    return write(out_dir, model_name, manifest, evaluation, audit_records, data_report,
+                 results_csv)
+
+
+__all__ = ["AuditError", "VerifyResult", "append", "lineage", "log_path", "read_records",
+           "record_hash", "records", "related_records", "verify", "write_model_card",
+           "write_report"]
