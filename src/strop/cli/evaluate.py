@@ -1,0 +1,210 @@
+"""`strop eval`, `strop audit verify|log` and `strop report`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from strop import audit
+from strop.cli.app import EXIT_PROBLEMS, app, console, errors, fail, progress_printer
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _load_pair(model: str, base: str | None, dtype: str):
+    """Base and tuned models; an adapter is applied over the very base object (one copy of
+    the weights in memory; the evaluation switches the adapter off for the base)."""
+    from strop.evaluate.locate import locate
+    from strop.models import ModelSource, load
+    from strop.models.adapters import adapter_base, is_adapter_folder
+
+    paths = locate(model)
+    if is_adapter_folder(paths.model_dir):
+        from peft import PeftModel
+        from transformers import AutoTokenizer
+
+        from strop.models import LoadedModel
+
+        base_name = base or adapter_base(paths.model_dir)
+        base_loaded = load(base_name, dtype=dtype, progress=progress_printer)
+        network = PeftModel.from_pretrained(base_loaded.model, paths.model_dir)
+        network.eval()
+        tokenizer = base_loaded.tokenizer
+        if (paths.model_dir / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(paths.model_dir)
+        tuned = LoadedModel(ModelSource(model, "local", str(paths.model_dir)), network,
+                            tokenizer, paths.model_dir)
+        return base_loaded, tuned, paths
+    manifest = paths.manifest() or {}
+    base_name = base or manifest.get("base_model")
+    if not base_name:
+        raise ValueError(f"'{model}' is a full model with no manifest naming its base: pass "
+                         "--base")
+    tuned = load(str(paths.model_dir), dtype=dtype, progress=progress_printer)
+    tuned.source = ModelSource(model, "local", str(paths.model_dir))
+    return load(base_name, dtype=dtype, progress=progress_printer), tuned, paths
+
+
+def print_evaluation(result) -> None:
+    from strop.audit.model_card import format_delta, format_estimate
+
+    table = Table(title=f"{result.tuned.get('name')} vs {result.base.get('name')}",
+                  show_lines=False)
+    for column in ("group", "metric", "base [95% CI]", "tuned [95% CI]", "delta [95% CI]",
+                   "retention", "n"):
+        table.add_column(column)
+    for comparison in result.comparisons:
+        style = "red" if comparison.significant_drop else (
+            "green" if comparison.significant_gain else None)
+        table.add_row(comparison.group, comparison.metric, format_estimate(comparison.base),
+                      format_estimate(comparison.tuned), format_delta(comparison),
+                      format_estimate(comparison.retention) if comparison.retention else "-",
+                      str(comparison.tuned.n), style=style)
+    console.print(table)
+    for note in result.notes:
+        errors.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+@app.command("eval")
+def evaluate_command(
+    model: str = typer.Argument(..., help="ft: name, job output folder, adapter or model "
+                                          "folder; with --endpoint, the model's name there"),
+    base: str = typer.Option(None, "--base", help="base model (default: the adapter's own)"),
+    data: Path = typer.Option(None, "--data", help="held-out chat JSONL for task metrics"),
+    endpoint: str = typer.Option(None, "--endpoint",
+                                 help="OpenAI-compatible base URL, e.g. http://host:8000/v1"),
+    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY"),
+    suite: list[str] = typer.Option(["retention", "hallucination"], "--suite",
+                                    help="shipped suite name or JSONL path (repeatable)"),
+    limit: int = typer.Option(None, "--limit", min=1, help="items per suite (sampled evenly)"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16"),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="where to write the JSON (default: beside the job)"),
+    show_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Evaluate a tuned model against its base: task metrics, retention, hallucination."""
+    from strop.evaluate import EndpointModel, SuiteError, evaluate_models, plot_comparison
+    from strop.evaluate.locate import LocateError
+    from strop.models import ModelError
+
+    paths = None
+    try:
+        if endpoint:
+            if not base:
+                raise fail("with --endpoint, name the base model on that endpoint with --base")
+            base_model = EndpointModel(endpoint, base, api_key)
+            tuned_model = EndpointModel(endpoint, model, api_key)
+        else:
+            base_model, tuned_model, paths = _load_pair(model, base, dtype)
+        result = evaluate_models(base_model, tuned_model, data_path=data, suites=suite,
+                                 max_new_tokens=max_new_tokens, limit=limit,
+                                 progress=progress_printer)
+    except (ModelError, LocateError, SuiteError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc))
+    if show_json:
+        console.print_json(json.dumps(result.to_dict()))
+    else:
+        print_evaluation(result)
+    destination = output or (paths.evaluation_path if paths else None)
+    if destination is not None:
+        result.save(destination)
+        chart = plot_comparison(result, destination.with_suffix(".png"))
+        errors.print(f"[dim]wrote {destination} and {chart}[/]", highlight=False)
+    payload = json.dumps(result.to_dict(), sort_keys=True).encode()
+    audit.append("model.evaluated", actor="cli", objects={"model": model},
+                 hashes={"evaluation": "sha256:" + hashlib.sha256(payload).hexdigest()},
+                 details={"base": result.base.get("name"), "settings": result.settings,
+                          "significant_drops": [f"{c.group}/{c.metric}"
+                                                for c in result.significant_drops],
+                          "output": str(destination) if destination else None})
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: str = typer.Option(None, "--anchor", help="SEQ:HASH saved earlier, proves the "
+                                                      "prefix up to it unchanged"),
+    path: Path = typer.Option(None, "--path", help="log file (default: STROP_HOME's)"),
+) -> None:
+    """Check the hash chain, the head anchor and (with STROP_AUDIT_KEY) every HMAC."""
+    try:
+        result = audit.verify(path, anchor=anchor)
+    except audit.AuditError as exc:
+        raise fail(str(exc))
+    if result.ok:
+        head = result.head
+        console.print(f"[green]ok[/]: {result.records} records intact"
+                      + (f"; head {head['seq']}:{head['hash']} (save it elsewhere and pass "
+                         "it to --anchor later)" if head else ""), highlight=False)
+        return
+    console.print(f"[red]{len(result.problems)} problem(s)[/] in {result.records} records:")
+    for problem in result.problems:
+        console.print(f"  - {problem}", highlight=False, markup=False)
+    raise typer.Exit(EXIT_PROBLEMS)
+
+
+@audit_app.command("log")
+def audit_log(
+    object_id: str = typer.Option(None, "--object", help="only records naming this id"),
+    last: int = typer.Option(None, "--last", min=1, help="only the newest N records"),
+    show_json: bool = typer.Option(False, "--json", help="one JSON record per line"),
+) -> None:
+    """Show the audit log, oldest first."""
+    found = audit.records(object_id)
+    if last:
+        found = found[-last:]
+    if show_json:
+        for record in found:
+            console.print(json.dumps(record), highlight=False, markup=False, soft_wrap=True)
+        return
+    table = Table()
+    for column in ("#", "time", "actor", "org", "action", "objects"):
+        table.add_column(column)
+    for record in found:
+        objects = ", ".join(f"{k}={v}" for k, v in (record.get("objects") or {}).items())
+        table.add_row(str(record.get("seq")), str(record.get("time", ""))[:19],
+                      str(record.get("actor") or "-"), str(record.get("organization") or "-"),
+                      str(record.get("action")), objects)
+    console.print(table, emoji=False)
+
+
+@app.command("report")
+def report_command(
+    model: str = typer.Argument(..., help="ft: name, job output folder or adapter folder"),
+    out: Path = typer.Option(..., "--output", "-o", help="folder for the report"),
+    evaluation: Path = typer.Option(None, "--evaluation", help="evaluation JSON (default: "
+                                                               "the job's evaluation.json)"),
+    data_report: Path = typer.Option(None, "--data-report",
+                                     help="JSON from `strop data clean` (PII counts, dupes)"),
+) -> None:
+    """Write a technical report (Markdown, HTML, charts) and a model card for a tuned model."""
+    from strop.evaluate.locate import LocateError, locate
+
+    try:
+        paths = locate(model)
+    except LocateError as exc:
+        raise fail(str(exc))
+    manifest = paths.manifest()
+    if manifest is None:
+        raise fail(f"no {paths.model_dir}/../manifest.json: the report needs the training "
+                   "manifest a strop run writes")
+    evaluation_path = evaluation or paths.evaluation_path
+    stored = json.loads(evaluation_path.read_text()) if evaluation_path.is_file() else None
+    if stored is None:
+        errors.print(f"[yellow]note:[/] no evaluation at {evaluation_path}; run `strop eval "
+                     f"{model}` first for sections 2.4 and 3", highlight=False)
+    data = json.loads(data_report.read_text()) if data_report else None
+    seeds = [model, str(paths.model_dir)] + ([paths.job_id] if paths.job_id else [])
+    records = audit.related_records(seeds)
+    markdown_path, html_path = audit.write_report(out, model, manifest, stored, records,
+                                                  data_report=data)
+    card = audit.write_model_card(Path(out) / "README.md", manifest, stored, data, name=model)
+    audit.append("model.reported", actor="cli", objects={"model": model},
+                 details={"output": str(out)})
+    console.print(f"wrote {markdown_path}, {html_path} and the model card {card}",
+                  highlight=False, emoji=False)
