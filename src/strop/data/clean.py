@@ -63,9 +63,8 @@ def clean_file(path: str | Path, out_path: str | Path, pii: str | None = "mask",
     if dedupe:
         finder = DuplicateFinder(near_duplicate_threshold)
         kept = []
-        for record in records:
-            full, near = example_texts(record.data, kind)
-            duplicate = finder.add(record.line, full, near)
+        items = [(r.line, *example_texts(r.data, kind)) for r in records]
+        for record, duplicate in zip(records, finder.add_many(items)):
             if duplicate is None:
                 kept.append(record)
             else:

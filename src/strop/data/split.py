@@ -47,9 +47,8 @@ def split_file(path: str | Path, train_out: str | Path, validation_out: str | Pa
 
     finder = DuplicateFinder(near_duplicate_threshold)
     groups: dict[int, list[int]] = {}  # first line of a group -> indexes of its members
-    for index, record in enumerate(records):
-        full, near = example_texts(record.data, report.format)
-        duplicate = finder.add(record.line, full, near)
+    items = [(r.line, *example_texts(r.data, report.format)) for r in records]
+    for index, (record, duplicate) in enumerate(zip(records, finder.add_many(items))):
         groups.setdefault(duplicate.of_line if duplicate else record.line, []).append(index)
 
     order = sorted(groups)

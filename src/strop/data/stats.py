@@ -15,7 +15,7 @@ from strop.data.tokens import TokenCounter, byte_bound
 
 # Above this many examples, distributions come from a fixed random sample (exact totals for
 # smaller files); over-context examples are still found exactly by a byte-length screen.
-SAMPLE_LIMIT = 4_000  # totals then carry ~1% error (reported as a 95% margin)
+SAMPLE_LIMIT = 2_000  # totals then carry ~1-2% error (reported as a 95% margin)
 BATCH = 1_000
 FEW_EXAMPLES = 100
 # A number, or a capitalised word in mid-sentence: cheap stand-ins for "facts" in an answer.

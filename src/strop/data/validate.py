@@ -258,13 +258,13 @@ def _token_warnings(stats: dict) -> list[Problem]:
 def _duplicates(records: list[Record], kind: str, threshold: float, progress) -> list[dict]:
     finder = DuplicateFinder(threshold)
     found = []
-    for index, record in enumerate(records, start=1):
-        full, near = example_texts(record.data, kind)
-        duplicate = finder.add(record.line, full, near)
-        if duplicate is not None:
-            found.append(duplicate.to_dict())
-        if progress and index % 10_000 == 0:
-            progress("finding duplicates", index, len(records))
+    step = 10_000
+    for start in range(0, len(records), step):
+        chunk = records[start:start + step]
+        items = [(r.line, *example_texts(r.data, kind)) for r in chunk]
+        found.extend(d.to_dict() for d in finder.add_many(items) if d is not None)
+        if progress:
+            progress("finding duplicates", start + len(chunk), len(records))
     return found
 
 
