@@ -55,8 +55,9 @@ def print_evaluation(result) -> None:
 
     table = Table(title=f"{result.tuned.get('name')} vs {result.base.get('name')}",
                   show_lines=False)
-    for column in ("group", "metric", "base [95% CI]", "tuned [95% CI]", "delta [95% CI]",
-                   "retention", "n"):
+    for column in ("group", "metric"):
+        table.add_column(column, no_wrap=True)
+    for column in ("base [95% CI]", "tuned [95% CI]", "delta [95% CI]", "retention", "n"):
         table.add_column(column)
     for comparison in result.comparisons:
         style = "red" if comparison.significant_drop else (
@@ -140,7 +141,8 @@ def audit_verify(
         head = result.head
         console.print(f"[green]ok[/]: {result.records} records intact"
                       + (f"; head {head['seq']}:{head['hash']} (save it elsewhere and pass "
-                         "it to --anchor later)" if head else ""), highlight=False)
+                         "it to --anchor later)" if head else ""), highlight=False,
+                      soft_wrap=True)
         return
     console.print(f"[red]{len(result.problems)} problem(s)[/] in {result.records} records:")
     for problem in result.problems:
