@@ -25,6 +25,11 @@ from strop.data.formats import conversation
 
 NUM_PERM = 64
 RECALL = 0.99  # chance that a pair exactly at the threshold becomes a candidate
+# Templated data (the same reply skeleton in every example) fills some buckets with most of the
+# file; comparing against all of them makes the pass quadratic. Full buckets stop growing: a
+# real near-duplicate shares ~4 of its 10 bands with its original and is found through the
+# others, so recall suffers only where every band is crowded.
+BUCKET_CAP = 100
 SHINGLE_WORDS = 3
 BATCH = 512
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
@@ -83,7 +88,8 @@ class DuplicateFinder:
         self.near_threshold = near_threshold
         self._exact: dict[bytes, int] = {}
         self._shingles: dict[int, np.ndarray] = {}
-        self._signatures: dict[int, np.ndarray] = {}
+        self._rows: list[int] = []  # line of each indexed original, by row of the matrix
+        self._matrix = np.empty((0, num_perm), dtype=np.uint64)  # their signatures
         self._word_hashes: dict[str, int] = {}
         if near_threshold is not None:
             self.bands, self.rows = lsh_parameters(near_threshold, num_perm)
@@ -120,6 +126,16 @@ class DuplicateFinder:
         grams = (words[:-2] * _MIX[0] + words[1:-1] * _MIX[1] + words[2:] * _MIX[2])
         return np.unique(grams)
 
+    def _index(self, line: int, signature: np.ndarray) -> int:
+        row = len(self._rows)
+        if row == len(self._matrix):  # grow by doubling: amortised O(1) per example
+            grown = np.empty((max(1024, 2 * row), self._matrix.shape[1]), dtype=np.uint64)
+            grown[:row] = self._matrix
+            self._matrix = grown
+        self._matrix[row] = signature
+        self._rows.append(line)
+        return row
+
     def _add_batch(self, items) -> list[Duplicate | None]:
         results: list[Duplicate | None] = [None] * len(items)
         fresh = []  # indexes of items that are not exact duplicates
@@ -155,24 +171,25 @@ class DuplicateFinder:
             if candidates:
                 # The share of equal signature slots estimates Jaccard (std <= 0.07 with 64
                 # slots); only candidates within 0.2 of the threshold get the exact check.
-                ordered = sorted(candidates)
-                agreement = (np.array([self._signatures[c] for c in ordered])
-                             == signatures[position]).mean(axis=1)
-                candidates = [c for c, a in zip(ordered, agreement)
-                              if a >= self.near_threshold - 0.2]
-            for candidate in candidates:
-                similarity = jaccard(own, self._shingles[candidate])
-                if similarity >= self.near_threshold and (
-                        best is None or similarity > best.similarity):
-                    best = Duplicate(line, candidate, "near", similarity)
+                rows = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+                rows.sort()
+                agreement = (self._matrix[rows] == signatures[position]).mean(axis=1)
+                for row in rows[agreement >= self.near_threshold - 0.2].tolist():
+                    candidate = self._rows[row]
+                    similarity = jaccard(own, self._shingles[candidate])
+                    if similarity >= self.near_threshold and (
+                            best is None or similarity > best.similarity):
+                        best = Duplicate(line, candidate, "near", similarity)
             if best is not None:
                 results[index] = best
                 continue
             # only originals are indexed, so every duplicate points at an original
             self._shingles[line] = own
-            self._signatures[line] = signatures[position]
+            row = self._index(line, signatures[position])
             for band, key in enumerate(keys[position]):
-                self._buckets[band].setdefault(key, []).append(line)
+                members = self._buckets[band].setdefault(key, [])
+                if len(members) < BUCKET_CAP:
+                    members.append(row)
         return results
 
 
