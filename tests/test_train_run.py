@@ -291,3 +291,15 @@ def test_a_line_that_cannot_be_trained_on_is_named(tmp_path, tiny_model_dir):
     rows = chat_rows(10) + [{"text": "plain text in a chat file"}]
     with pytest.raises(TrainingError, match="example 11"):
         run_training(config(tmp_path, tiny_model_dir, rows))
+
+
+def test_bf16_then_fp32_runs_in_one_process(tmp_path, tiny_model_dir):
+    """A worker runs jobs of different precisions one after another in the same process."""
+    for precision in ("bf16", "fp32"):
+        (tmp_path / precision).mkdir()
+        result = run_training(config(tmp_path / precision, tiny_model_dir, precision=precision,
+                                     hyperparameters=Hyperparameters(
+                                         n_epochs=2, batch_size=4, learning_rate_multiplier=20)))
+        assert json.loads(result.manifest.read_text())["precision"] == precision
+        valid = losses(result.metrics_csv, "valid_loss")
+        assert valid[-1] < valid[0]

@@ -23,17 +23,24 @@ def causal_lm(model):
 
 
 class TargetLogProbs(nn.Module):
-    def __init__(self, model):
+    """`precision="bf16"` runs the forward under bf16 autocast (weights stay float32). The
+    autocast is ours rather than accelerate's mixed_precision because that one is fixed once
+    per process, and a worker runs many jobs with different settings in one process."""
+
+    def __init__(self, model, precision: str = "fp32"):
         super().__init__()
         self.model = model
+        self.bf16 = precision == "bf16"
 
     def forward(self, input_ids, position_ids, targets):
         lm = causal_lm(self.model)
         decoder = getattr(lm, lm.base_model_prefix)
-        hidden = decoder(input_ids=input_ids, position_ids=position_ids,
-                         use_cache=False).last_hidden_state
         selected = targets != IGNORE
-        logits = lm.get_output_embeddings()(hidden[selected]).float()
+        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = decoder(input_ids=input_ids, position_ids=position_ids,
+                             use_cache=False).last_hidden_state
+            logits = lm.get_output_embeddings()(hidden[selected])
+        logits = logits.float()
         wanted = targets[selected]
         log_probs = -nn.functional.cross_entropy(logits, wanted, reduction="none")
         correct = logits.argmax(dim=-1) == wanted

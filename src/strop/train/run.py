@@ -73,7 +73,7 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
     from accelerate import Accelerator
 
     precision = resolve_precision(config.precision)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    accelerator = Accelerator()
     trainable = load_trainable(config)
     tokenizer = trainable.tokenizer
     context = int(getattr(trainable.model.config, "max_position_embeddings", 2048))
@@ -90,7 +90,7 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
     optimizer = torch.optim.AdamW(trainable_parameters, lr=plan.learning_rate,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(plan))
-    module, optimizer = accelerator.prepare(TargetLogProbs(model), optimizer)
+    module, optimizer = accelerator.prepare(TargetLogProbs(model, precision), optimizer)
     pad = pad_token_id(tokenizer)
 
     references = None

@@ -96,11 +96,11 @@ def _measure(model: str, fine_tuning: str, max_seq_length: int) -> float:
     config = TrainConfig(model=model, training_file=Path("calibration"),
                          output_dir=Path("calibration"), fine_tuning=fine_tuning)
     precision = resolve_precision(config.precision)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    accelerator = Accelerator()
     trainable = load_trainable(config)
     parameters = [p for p in trainable.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=1e-6)
-    module, optimizer = accelerator.prepare(TargetLogProbs(trainable.model), optimizer)
+    module, optimizer = accelerator.prepare(TargetLogProbs(trainable.model, precision), optimizer)
     pad = pad_token_id(trainable.tokenizer)
     vocab = int(trainable.model.config.vocab_size)
     context = int(getattr(trainable.model.config, "max_position_embeddings", max_seq_length))
