@@ -246,3 +246,29 @@ def test_readiness_flags_few_examples_and_knowledge_in_answers(tiny):
              for i in range(150)]
     topics = {a["topic"] for a in compute_stats(plain, tiny.tokenizer)["readiness"]}
     assert "few_examples" not in topics and "knowledge" not in topics
+
+
+def test_near_duplicates_are_found_in_heavily_templated_data():
+    import random
+
+    from strop.data.dedupe import example_texts, find_duplicates
+    from strop.data.records import Record
+
+    rng = random.Random(3)
+    rows, planted = [], {}
+    for i in range(3000):
+        if i % 150 == 149:  # a near copy of an earlier example
+            source = rng.randrange(len(rows))
+            copy = json.loads(json.dumps(rows[source]))
+            copy["messages"][1]["content"] += " Thanks again."
+            planted[i + 1] = source + 1
+            rows.append(copy)
+            continue
+        n = rng.randrange(10**6)
+        rows.append(_chat(f"Hi, my order {n} for item {rng.randrange(500)} has not arrived.",
+                          f"I am sorry order {n} is late. I have asked the warehouse to check "
+                          f"parcel {rng.randrange(10**6)}; expect news in {rng.randrange(9)} days."))
+    records = [Record(i + 1, r) for i, r in enumerate(rows)]
+    found = {d.line: d.of_line for d in find_duplicates(records, "chat", 0.85)}
+    assert {line: found.get(line) for line in planted} == planted
+    assert set(found) == set(planted)
