@@ -109,7 +109,7 @@ def list_files(request: Request, who: Caller = Depends(caller), purpose: str | N
     statement = select(StoredFile).where(StoredFile.organization_id == who.organization_id)
     if purpose:
         statement = statement.where(StoredFile.purpose == purpose)
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         try:
             result = page(session, statement, StoredFile, after=after, limit=limit,
                           newest_first=order == "desc")
@@ -119,7 +119,7 @@ def list_files(request: Request, who: Caller = Depends(caller), purpose: str | N
 
 
 def _owned(request: Request, who: Caller, file_id: str) -> StoredFile:
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         row = get_file(session, file_id, who.organization_id)
     if row is None:
         raise not_found("File", file_id)

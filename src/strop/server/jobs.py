@@ -75,7 +75,7 @@ def list_jobs(request: Request, who: Caller = Depends(caller), after: str | None
     # The client sends a metadata filter as metadata[key]=value query parameters.
     metadata = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
                 if key.startswith("metadata[") and key.endswith("]")}
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         try:
             result = job_queries.list_jobs(session, who.organization_id, after=after, limit=limit,
                                            metadata=metadata or None)
@@ -94,7 +94,7 @@ def _job(session, who: Caller, job_id: str) -> Job:
 
 @router.get("/fine_tuning/jobs/{job_id}")
 def retrieve_job(job_id: str, request: Request, who: Caller = Depends(caller)):
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         return job_object(_job(session, who, job_id))
 
 
@@ -130,7 +130,7 @@ def resume_job(job_id: str, request: Request, who: Caller = Depends(caller)):
 @router.get("/fine_tuning/jobs/{job_id}/events")
 def list_events(job_id: str, request: Request, who: Caller = Depends(caller),
                 after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         _job(session, who, job_id)
         try:
             result = job_queries.list_events(session, job_id, after=after, limit=limit)
@@ -142,7 +142,7 @@ def list_events(job_id: str, request: Request, who: Caller = Depends(caller),
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
 def list_checkpoints(job_id: str, request: Request, who: Caller = Depends(caller),
                      after: str | None = None, limit: int = Query(10, ge=1, le=100)):
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         _job(session, who, job_id)
         try:
             result = job_queries.list_checkpoints(session, job_id, after=after, limit=limit)

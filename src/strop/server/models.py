@@ -35,7 +35,7 @@ def _base_models() -> list[dict]:
 
 @router.get("/models")
 def list_models(request: Request, who: Caller = Depends(caller)):
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         tuned = [tuned_model_object(row, who.organization_name)
                  for row in job_queries.tuned_models(session, who.organization_id)]
     return {"object": "list", "data": _base_models() + tuned}
@@ -44,7 +44,7 @@ def list_models(request: Request, who: Caller = Depends(caller)):
 @router.get("/models/{model:path}")
 def retrieve_model(model: str, request: Request, who: Caller = Depends(caller)):
     if model.startswith("ft:"):
-        with request.app.state.store.session() as session:
+        with request.app.state.store.read() as session:
             row = job_queries.tuned_model(session, model, who.organization_id)
             if row is None:
                 raise _not_found(model)
@@ -82,7 +82,7 @@ def delete_model(model: str, request: Request, who: Caller = Depends(caller)):
 def model_archive(model: str, request: Request, merged: bool = False,
                   who: Caller = Depends(caller)):
     """A tuned model's adapter (or, with ?merged=true, merged weights) as a .tar.gz stream."""
-    with request.app.state.store.session() as session:
+    with request.app.state.store.read() as session:
         row = job_queries.tuned_model(session, model, who.organization_id)
         if row is None:
             raise _not_found(model)

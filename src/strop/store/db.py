@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
@@ -28,17 +29,32 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite admits one writer; threads that collide wait in sqlite's busy handler, which
+        # sleeps in steps of up to 100 ms. Queuing them on a lock instead keeps latency low.
+        self._serial = threading.RLock() if is_sqlite else nullcontext()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises."""
+        with self._serial:
+            session = self._sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work. Under WAL readers never wait for the writer, so it skips
+        the write queue; anything written in it is discarded. Objects read stay usable after
+        the block (close() detaches them without expiring what was loaded)."""
         session = self._sessions()
         try:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
         finally:
             session.close()
 

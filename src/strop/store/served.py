@@ -38,7 +38,7 @@ def store_resolver(store) -> Callable[[str, str | None], ServedModel]:
     def resolve(name: str, organization_id: str | None) -> ServedModel:
         if organization_id is None and name.startswith("ft:"):
             raise ModelNotFoundError(name)
-        with store.session() as session:
+        with store.read() as session:
             return resolve_served_model(session, name, organization_id or "")
 
     return resolve

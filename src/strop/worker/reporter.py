@@ -99,7 +99,7 @@ class JobReporter:
         with self._lock:
             if now - self._stop_checked_at >= STOP_POLL_SECONDS:
                 self._stop_checked_at = now
-                with self.store.session() as session:
+                with self.store.read() as session:
                     request, holder = session.execute(
                         select(Job.stop_request, Job.worker_id).where(Job.id == self.job_id)).one()
                 # A job taken from this worker (recovered elsewhere) must stop, and not as a
