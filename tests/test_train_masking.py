@@ -146,3 +146,13 @@ def test_shifted_targets_predict_the_next_trained_token():
 
     targets = shifted_targets(Tokenized([10, 11, 12, 13], [False, False, True, True]))
     assert targets == [IGNORE, 12, 13, IGNORE]
+
+
+def test_content_parts_and_tool_calls_are_trained_as_text(base_tokenizer):
+    tokenizer = tokenizer_with(base_tokenizer, CHATML_TEMPLATE)
+    call = {"type": "function", "function": {"name": "lookup", "arguments": "{\"id\": 7}"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Find order 7"}]},
+                {"role": "assistant", "content": None, "tool_calls": [call]}]
+    runs = trained_runs(tokenize_chat(tokenizer, messages))
+    assert [tokenizer.decode(r) for r in runs] == [
+        '[{"name": "lookup", "arguments": "{\\"id\\": 7}"}]<|im_end|>']

@@ -73,8 +73,27 @@ def assistant_spans(tokenizer, messages: list[dict], tools=None) -> tuple[str, l
     return full, spans
 
 
+def plain_messages(tokenizer, messages: list[dict]) -> list[dict]:
+    """String content for every message (OpenAI allows lists of text parts). Tool calls stay
+    as they are for templates that render them; for templates that do not, they are written
+    into the content as JSON, so the model still learns to produce them."""
+    import json
+
+    from strop.data.formats import content_text
+
+    renders_calls = "tool_calls" in (tokenizer.chat_template or "")
+    plain = []
+    for message in messages:
+        message = dict(message, content=content_text(message.get("content")))
+        if message.get("tool_calls") and not renders_calls:
+            calls = json.dumps([c.get("function", c) for c in message.pop("tool_calls")])
+            message["content"] = (message["content"] + "\n" + calls).strip()
+        plain.append(message)
+    return plain
+
+
 def tokenize_chat(tokenizer, messages: list[dict], tools=None) -> Tokenized:
-    text, spans = assistant_spans(tokenizer, messages, tools)
+    text, spans = assistant_spans(tokenizer, plain_messages(tokenizer, messages), tools)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     trained = []
     for start, _end in encoded["offset_mapping"]:
