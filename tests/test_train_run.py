@@ -303,3 +303,15 @@ def test_bf16_then_fp32_runs_in_one_process(tmp_path, tiny_model_dir):
         assert json.loads(result.manifest.read_text())["precision"] == precision
         valid = losses(result.metrics_csv, "valid_loss")
         assert valid[-1] < valid[0]
+
+
+def test_gradient_accumulation_only_splits_the_work(tmp_path, tiny_model_dir):
+    curves = []
+    for accumulation in (1, 2):
+        (tmp_path / str(accumulation)).mkdir()
+        result = run_training(config(tmp_path / str(accumulation), tiny_model_dir,
+                                     gradient_accumulation_steps=accumulation,
+                                     hyperparameters=Hyperparameters(
+                                         n_epochs=1, batch_size=4, learning_rate_multiplier=20)))
+        curves.append(losses(result.metrics_csv))
+    assert curves[0] == pytest.approx(curves[1], rel=1e-4)

@@ -324,7 +324,7 @@ def _pairs_log_probs(module, pairs: list[PreferencePair], pad, device):
 
 
 def _dpo_step(module, pairs, reference, plan, pad, accelerator, accumulation):
-    loss_sum, wins, tokens, offset = 0.0, 0, 0, 0
+    loss_sum, wins, tokens = 0.0, 0, 0
     size = math.ceil(len(pairs) / accumulation)
     chunks = [(i, pairs[i:i + size]) for i in range(0, len(pairs), size)]
     for start, chunk in chunks[accelerator.process_index::accelerator.num_processes]:
@@ -335,7 +335,6 @@ def _dpo_step(module, pairs, reference, plan, pad, accelerator, accumulation):
         loss_sum += float(losses.detach().sum())
         wins += int((margins > 0).sum())
         tokens += chunk_tokens
-        offset += len(chunk)
     stats = accelerator.reduce(torch.tensor([loss_sum, wins, tokens], dtype=torch.float64,
                                             device=accelerator.device), "sum")
     return float(stats[0]) / len(pairs), float(stats[1]) / len(pairs), int(stats[2])
