@@ -152,3 +152,28 @@ def test_cancel_of_a_queued_job_is_never_run(settings, store, tmp_path, tiny_mod
         job_queries.cancel(session, session.scalar(select(Job).where(Job.id == job_id)))
     assert Worker(settings, store).run_once() is False
     assert _job(store, job_id).status == "cancelled"
+
+
+def test_a_worker_shutting_down_checkpoints_and_requeues_its_job(settings, store, tmp_path,
+                                                                 tiny_model_dir):
+    import threading
+
+    job_id = _queue_job(settings, store, tmp_path, tiny_model_dir, epochs=6, batch_size=4)
+    first = Worker(settings, store)
+    thread = threading.Thread(target=first.run_forever)
+    thread.start()
+    wait_for(lambda: _metric_steps(store, job_id), timeout=120, interval=0.02)
+    first.stop()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    requeued = _job(store, job_id)
+    if requeued.status == "succeeded":
+        pytest.skip("the run finished before the shutdown reached it")
+    assert requeued.status == "queued" and requeued.worker_id is None
+    step = int(requeued.resume_from.rsplit("step-", 1)[-1])
+    assert f"Fine-tuning job re-queued to continue from step {step}" in _messages(store, job_id)
+    assert Worker(settings, store).run_once() is True
+    finished = _job(store, job_id)
+    assert finished.status == "succeeded", finished.error
+    assert _metric_steps(store, job_id)[-(TOTAL_STEPS - step):] == list(range(step + 1,
+                                                                              TOTAL_STEPS + 1))

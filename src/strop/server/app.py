@@ -14,6 +14,7 @@ from strop.settings import Settings
 from strop.store import Store, store_resolver
 
 log = logging.getLogger("strop.server")
+SHUTDOWN_GRACE_SECONDS = 60
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = False,
@@ -35,8 +36,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
             yield
         finally:
             if worker is not None:
+                # A running job checkpoints within one optimizer step and is re-queued; one
+                # killed before that is recovered from its last checkpoint on the next start.
                 worker.stop()
-                thread.join(timeout=10)
+                thread.join(timeout=SHUTDOWN_GRACE_SECONDS)
 
     app = FastAPI(title="strop", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible fine-tuning service")

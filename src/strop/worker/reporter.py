@@ -30,7 +30,8 @@ def _number(value):
 class JobReporter:
     """Implements strop.train.TrainCallback for one job; called from the training thread."""
 
-    def __init__(self, store: Store, job_id: str, worker_id: str, organization_name: str):
+    def __init__(self, store: Store, job_id: str, worker_id: str, organization_name: str,
+                 shutting_down: threading.Event | None = None):
         self.store = store
         self.job_id = job_id
         self.worker_id = worker_id
@@ -40,6 +41,7 @@ class JobReporter:
         self._stop_checked_at = 0.0
         self._stop: str | None = None
         self._lock = threading.Lock()
+        self.shutting_down = shutting_down or threading.Event()
 
     def on_event(self, level, message, data=None) -> None:
         with self.store.session() as session:
@@ -95,6 +97,9 @@ class JobReporter:
                                   data={"step": step})
 
     def should_stop(self):
+        if self.shutting_down.is_set():
+            # Checkpoint and stop; the worker re-queues the job for whoever runs next.
+            return "pause"
         now = time.monotonic()
         with self._lock:
             if now - self._stop_checked_at >= STOP_POLL_SECONDS:

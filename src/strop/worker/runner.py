@@ -242,7 +242,8 @@ class Worker:
                 else f"Fine-tuning job resumed from {resume_from.name if resume_from else 'the start'}")
             _audit("job.started", session, job, details={"resume_from": job.resume_from,
                                                          "attempt": job.attempts})
-            reporter = JobReporter(self.store, job.id, self.worker_id, organization.name)
+            reporter = JobReporter(self.store, job.id, self.worker_id, organization.name,
+                                   shutting_down=self.stopping)
 
         outcome: dict = {}
 
@@ -302,20 +303,24 @@ class Worker:
             if result.status == "cancelled" or job.status == "cancelled":
                 job.status = "cancelled"
                 job.finished_at = job.finished_at or ids.now()
-                _audit("job.cancelled", session, job)
+                # The API recorded the cancellation when it was asked for; nothing new here.
                 self._release(session, job)
                 return
             self._finish_succeeded(session, job, result)
 
     def _finish_paused(self, session, job: Job) -> None:
+        """The run stopped at a checkpoint: because the user paused it, or because this worker
+        is shutting down (or the user resumed while it was stopping): then it queues again."""
         checkpoint = job_queries.latest_checkpoint(session, job.id)
         job.resume_from = checkpoint.path if checkpoint else None
-        if job.status == "running":  # resumed while the run was stopping: queue it again
+        where = f"step {checkpoint.step_number}" if checkpoint else "the start"
+        if job.status == "paused":
+            job_queries.add_event(session, job.id, f"Fine-tuning job paused at {where}")
+        else:
             job.status = "queued"
-        job_queries.add_event(session, job.id,
-                              f"Fine-tuning job paused at step {checkpoint.step_number}"
-                              if checkpoint else "Fine-tuning job paused")
-        _audit("job.paused", session, job, details={"resume_from": job.resume_from})
+            job_queries.add_event(session, job.id, f"Fine-tuning job re-queued to continue from "
+                                                   f"{where}")
+            _audit("job.requeued", session, job, details={"resume_from": job.resume_from})
         self._release(session, job)
 
     def _finish_succeeded(self, session, job: Job, result) -> None:
