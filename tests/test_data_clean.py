@@ -272,3 +272,21 @@ def test_near_duplicates_are_found_in_heavily_templated_data():
     found = {d.line: d.of_line for d in find_duplicates(records, "chat", 0.85)}
     assert {line: found.get(line) for line in planted} == planted
     assert set(found) == set(planted)
+
+
+def test_a_template_that_refuses_an_example_is_reported_not_fatal(tiny):
+    import copy
+
+    tokenizer = copy.copy(tiny.tokenizer)
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'tool' %}"
+                               "{{ raise_exception('no tools') }}{% endif %}"
+                               "{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}")
+    rows = [_chat("hi", "hello"), {"messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "a", "type": "function",
+                                              "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "1"},
+        {"role": "assistant", "content": "done"}]}]
+    stats = compute_stats(rows, tokenizer)
+    assert stats["template_failures"] == 1 and stats["tokens"]["total"] > 0
+    assert "template" in {a["topic"] for a in stats["readiness"]}

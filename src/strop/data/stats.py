@@ -113,6 +113,8 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
         "facts_absent_from_prompts": round(fact_rate, 3),
         "facts_per_example": round(facts_per_example, 2),
         "system_prompt": shared_system_prompt(records, kind, counter),
+        # examples the model's chat template refused to render; counted as plain text instead
+        "template_failures": counter.template_failures,
     }
     stats["readiness"] = readiness(stats)
     return stats
@@ -172,6 +174,11 @@ def readiness(stats: dict) -> list[dict]:
             f"Only {100 * tokens['trained'] / tokens['total']:.0f}% of the tokens are trained on; "
             "the rest is prompt you pay to process every epoch. Shorter shared instructions "
             "make training cheaper.")})
+    if stats.get("template_failures"):
+        advice.append({"level": "warning", "topic": "template", "message": (
+            f"The model's chat template refused {stats['template_failures']} examples (often a "
+            "role order it does not allow, such as two user messages in a row); training will "
+            "fail on them. Check them with the model's template or choose another model.")})
     if not advice:
         advice.append({"level": "ok", "topic": "ready", "message": (
             f"{n} examples, {tokens['trained']:,} trained tokens: ready to fine-tune. Keep a "

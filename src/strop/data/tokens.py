@@ -33,6 +33,7 @@ class TokenCounter:
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self.turn_suffix = self._assistant_turn_suffix() if self.has_template else 0
         self.eos = 1 if getattr(tokenizer, "eos_token_id", None) is not None else 0
+        self.template_failures = 0  # examples the chat template refused (counted as plain text)
 
     def encode_lengths(self, texts: list[str]) -> list[int]:
         if not texts:
@@ -81,7 +82,11 @@ class TokenCounter:
         for index, record in enumerate(records):
             messages = conversation(record, "chat")
             sizes.append(len(messages))
-            rendered.append(self.render(messages, record.get("tools")))
+            try:
+                rendered.append(self.render(messages, record.get("tools")))
+            except Exception:  # e.g. templates that raise on a role order they do not allow
+                self.template_failures += 1
+                rendered.append("".join(f"{m['role']}: {m['content']}\n" for m in messages))
             for message in messages:
                 if message["role"] == "assistant" and message.get("weight", 1) == 1:
                     trained_texts.append(_assistant_text(message))
