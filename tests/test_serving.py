@@ -53,7 +53,7 @@ def reply(engine: Engine, model: str, params: SamplingParams = GREEDY) -> str:
 
 
 def test_adapters_change_outputs_and_match_peft_reference(tiny_model_dir, tiny_adapters, tiny):
-    """In float32 the engine's answer for an adapter is exactly PEFT's own answer."""
+    """In float32 the engine's merged adapter answers exactly as PEFT's unmerged one."""
     from peft import PeftModel
 
     from strop.generation import complete_chat
@@ -69,6 +69,9 @@ def test_adapters_change_outputs_and_match_peft_reference(tiny_model_dir, tiny_a
     assert outputs["ft:tiny:org::1"] == expected
     # and the base model served beside loaded adapters is still the plain base model
     assert outputs["tiny"] == complete_chat(tiny.model, tiny.tokenizer, HELLO, GREEDY).text
+    # switching back and forth never leaves one adapter's weights behind in the base
+    for name in ("ft:tiny:org::0", "tiny", "ft:tiny:org::1", "ft:tiny:org::0", "tiny"):
+        assert reply(engine, name) == outputs[name]
 
 
 def test_interleaved_requests_never_see_another_adapter(tiny_model_dir, tiny_adapters):

@@ -5,8 +5,6 @@ from strop.serving.resolver import (
     ModelNotFoundError,
     ModelResolver,
     ServedModel,
-    adapter_base_model,
-    is_adapter_folder,
     resolve_local,
 )
 from strop.serving.settings import EngineSettings
@@ -18,7 +16,5 @@ __all__ = [
     "ModelResolver",
     "ServedModel",
     "ServingError",
-    "adapter_base_model",
-    "is_adapter_folder",
     "resolve_local",
 ]

@@ -1,10 +1,10 @@
 """The inference engine: one base model in memory, many LoRA adapters over it, one generation at
 a time.
 
-PEFT keeps several adapters inside one model and switches between them with `set_adapter`, which
-is global state on the model. So every generation holds the engine's lock from choosing its
-adapter to its last token: a request can never run through another request's adapter. On CPU
-this costs no throughput, since two decodes at once would share the same memory bandwidth.
+Which adapter is merged into a base model's weights is global state on that model (see
+strop.serving.lora). So every generation holds the engine's lock from choosing its adapter to
+its last token: a request can never run through another request's adapter. On CPU this costs
+no throughput, since two decodes at once would share the same memory bandwidth.
 
 Adapters are loaded on first use and evicted least-recently-used when the bytes of the loaded
 adapter weights would exceed `EngineSettings.adapter_memory_bytes`. Base models are few and
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from strop.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
+from strop.serving.lora import AdapterFormatError, LoraWeights, MergedLora, read_lora
 from strop.serving.resolver import ModelNotFoundError, ModelResolver, ServedModel, resolve_local
 from strop.serving.settings import EngineSettings
 
@@ -41,9 +42,10 @@ class ServingError(Exception):
 
 @dataclass
 class _Adapter:
-    key: str  # the adapter's name inside the PEFT model
+    key: str
     folder: Path
     tokenizer: object
+    weights: LoraWeights
     nbytes: int
     names: set[str] = field(default_factory=set)  # request model names that mapped here
     load_seconds: float = 0.0
@@ -52,18 +54,13 @@ class _Adapter:
 @dataclass
 class _Base:
     name: str
-    model: object  # a transformers model, wrapped in a PeftModel once an adapter is loaded
+    model: object  # a transformers model
+    lora: MergedLora
     tokenizer: object
     eos_ids: set[int]
     nbytes: int
     context_length: int
     adapters: OrderedDict[str, _Adapter] = field(default_factory=OrderedDict)  # LRU order
-
-    @property
-    def peft(self) -> bool:
-        from peft import PeftModel
-
-        return isinstance(self.model, PeftModel)
 
 
 @dataclass
@@ -82,7 +79,6 @@ def _tensor_bytes(tensors) -> int:
 
 
 def _adapter_key(folder: Path) -> str:
-    # PEFT adapter names become module-dict keys, which may not contain dots or slashes.
     return "adapter_" + hashlib.sha256(str(folder).encode()).hexdigest()[:16]
 
 
@@ -162,6 +158,7 @@ class Engine:
                     "bytes": base.nbytes,
                     "adapters": [{"folder": str(a.folder), "bytes": a.nbytes,
                                   "names": sorted(a.names)} for a in base.adapters.values()],
+                    "merge_buffer_bytes": base.lora.working_bytes,
                 }
                 for base in self._bases.values()
             }
@@ -213,21 +210,12 @@ class Engine:
              should_stop: StopCheck | None, stats: dict | None) -> Iterator[str]:
         import dataclasses
 
-        base = prepared.base
         if prepared.max_tokens != params.max_tokens:
             params = dataclasses.replace(params, max_tokens=prepared.max_tokens)
-        model = base.model
-        if prepared.adapter is not None:
-            model.set_adapter(prepared.adapter.key)
-            yield from stream_chat(model, prepared.tokenizer, messages, params, stats, should_stop,
-                                   prepared.prompt_ids)
-        elif base.peft:
-            with model.disable_adapter():
-                yield from stream_chat(model, prepared.tokenizer, messages, params, stats,
-                                       should_stop, prepared.prompt_ids)
-        else:
-            yield from stream_chat(model, prepared.tokenizer, messages, params, stats,
-                                   should_stop, prepared.prompt_ids)
+        base = prepared.base
+        base.lora.activate(prepared.adapter.weights if prepared.adapter is not None else None)
+        yield from stream_chat(base.model, prepared.tokenizer, messages, params, stats,
+                               should_stop, prepared.prompt_ids)
 
     def _base(self, name: str) -> _Base:
         if name in self._bases:
@@ -247,6 +235,7 @@ class Engine:
         base = _Base(
             name=name,
             model=network,
+            lora=MergedLora(network),
             tokenizer=loaded.tokenizer,
             eos_ids=stop_token_ids(network, loaded.tokenizer),
             nbytes=_tensor_bytes(network.parameters()),
@@ -274,27 +263,19 @@ class Engine:
         tokenizer = self._adapter_tokenizer(base, folder)
         started = time.perf_counter()
         try:
-            if base.peft:
-                base.model.load_adapter(str(folder), adapter_name=key, is_trainable=False)
-            else:
-                from peft import PeftModel
-
-                base.model = PeftModel.from_pretrained(base.model, str(folder), adapter_name=key,
-                                                       is_trainable=False)
-        except Exception as exc:  # PEFT raises many types for a bad folder; all mean the same
-            raise ServingError(f"The adapter in {folder} cannot be loaded onto {base.name}: "
-                               f"{type(exc).__name__}: {exc}", status=500,
+            weights = read_lora(folder, base.model.dtype)
+            base.lora.check(weights)
+        except AdapterFormatError as exc:
+            raise ServingError(f"{exc} (base model {base.name})", status=500,
                                code="adapter_load_failed", type="server_error") from None
-        base.model.eval()
-        nbytes = _tensor_bytes(p for n, p in base.model.named_parameters() if f".{key}." in n)
-        adapter = _Adapter(key, folder, tokenizer, nbytes,
+        adapter = _Adapter(key, folder, tokenizer, weights, weights.nbytes,
                            load_seconds=time.perf_counter() - started)
         base.adapters[key] = adapter
         return adapter
 
     def _evict_adapter(self, base: _Base, key: str) -> None:
-        base.adapters.pop(key)
-        base.model.delete_adapter(key)
+        adapter = base.adapters.pop(key)
+        base.lora.forget(adapter.weights)
 
     def _adapter_tokenizer(self, base: _Base, folder: Path):
         """The tokenizer saved with the adapter (its chat template is the one trained on)."""
@@ -319,9 +300,8 @@ class Engine:
         if not weights.is_file():
             raise ServingError(f"{folder} has no adapter_model.safetensors.", status=500,
                                code="adapter_load_failed", type="server_error")
-        # PEFT keeps adapter weights at least in float32 when the base is a half dtype
-        # (autocast_adapter_dtype), so count 4 bytes per value unless the base is wider.
-        width = max(4, getattr(torch, self.settings.dtype).itemsize)
+        # The factors are kept in the serving precision (see read_lora).
+        width = getattr(torch, self.settings.dtype).itemsize
         total = 0
         with safe_open(weights, framework="pt") as handle:
             for name in handle.keys():

@@ -7,7 +7,6 @@ load and, for tuned models, the PEFT adapter folder to put on top of them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -43,20 +42,6 @@ class ModelResolver(Protocol):
         """Map a request's model name to weights; raise ModelNotFoundError when there is none."""
 
 
-def is_adapter_folder(path: Path) -> bool:
-    return (path / "adapter_config.json").is_file()
-
-
-def adapter_base_model(adapter_dir: Path) -> str:
-    """The base model an adapter folder was trained on, as recorded by PEFT."""
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    base = config.get("base_model_name_or_path")
-    if not base:
-        raise ValueError(f"{adapter_dir / 'adapter_config.json'} does not name its base model "
-                         "(base_model_name_or_path is empty).")
-    return str(base)
-
-
 def resolve_local(name: str, organization: str | None = None) -> ServedModel:
     """A resolver without a control plane: base model names and adapter or model folders.
 
@@ -64,11 +49,12 @@ def resolve_local(name: str, organization: str | None = None) -> ServedModel:
     and organizations are honoured.
     """
     from strop.models import ModelError, resolve
+    from strop.models.adapters import adapter_base, is_adapter_folder
 
-    path = Path(name).expanduser()
-    if is_adapter_folder(path):
-        return ServedModel(base=adapter_base_model(path), adapter_dir=path.resolve())
     try:
+        if is_adapter_folder(name):
+            path = Path(name).expanduser().resolve()
+            return ServedModel(base=adapter_base(path), adapter_dir=path)
         resolve(name)
     except ModelError as exc:
         raise ModelNotFoundError(name, str(exc)) from None

@@ -21,6 +21,8 @@ def make_random_adapter(base_folder: str | Path, output_dir: str | Path, seed: i
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from strop.models.adapters import write_adapter_metadata
+
     base_folder, output_dir = Path(base_folder), Path(output_dir)
     if base_model is None:
         base_model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
@@ -36,5 +38,6 @@ def make_random_adapter(base_folder: str | Path, output_dir: str | Path, seed: i
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
     model.peft_config["default"].base_model_name_or_path = str(base_folder)
     model.save_pretrained(output_dir)
+    write_adapter_metadata(output_dir, str(base_folder))
     AutoTokenizer.from_pretrained(base_folder).save_pretrained(output_dir)
     return output_dir

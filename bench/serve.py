@@ -1,0 +1,318 @@
+"""Serving benchmark: control-plane latency, tuned-model decode speed, memory of many adapters.
+
+    python bench/serve.py [--part latency|decode|memory|all] [--tokens 64] [--rounds 3]
+
+Prints, in one run:
+  1. p95 latency of job create / list / retrieve with 32 concurrent clients against the real app
+     over HTTP (goal <= 50 ms);
+  2. single-stream decode tokens/s of an ft: model (a rank-16 LoRA over the embedded
+     SmolLM2-135M) through the serving engine, against naive `transformers` generate() on the
+     same model (PEFT, float32; goal >= 4x), plus the intermediate variants;
+  3. the engine's memory with 20 adapters loaded against the base alone (goal: the 20 adapters
+     cost at most 1.5x their size on disk).
+Variants are measured in interleaved rounds and the best round is reported, which is the least
+disturbed by other processes on a shared machine; the median is printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODEL = "smollm2-135m-instruct"
+PROMPT = [{"role": "user", "content": "Write a short story about a fox who learns to fly."}]
+TRAINING_ROWS = [
+    {"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
+                  {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
+    for a in range(4) for b in range(4)
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# -- 1. control plane ----------------------------------------------------------------------
+
+def bench_latency(clients: int = 32, per_client: int = 10) -> dict:
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from strop.server import create_app
+    from strop.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="strop-bench-"))
+    os.environ["STROP_HOME"] = str(home)
+    app = create_app(Settings.load(home=home), run_worker=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}/v1"
+    data = "\n".join(json.dumps(row) for row in TRAINING_ROWS).encode()
+    with httpx.Client(base_url=base, timeout=60) as setup:
+        uploaded = setup.post("/files", data={"purpose": "fine-tune"},
+                              files={"file": ("train.jsonl", data)}).json()
+        file_id = uploaded["id"]
+        for _ in range(100):
+            if setup.get(f"/files/{file_id}").json().get("status") in ("processed", "error"):
+                break
+            time.sleep(0.1)
+    timings: dict[str, list[float]] = {"create": [], "list": [], "retrieve": []}
+    failures: list[str] = []
+    barrier = threading.Barrier(clients)
+
+    def client() -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            barrier.wait()
+            for _ in range(per_client):
+                for operation in ("create", "list", "retrieve"):
+                    started = time.perf_counter()
+                    if operation == "create":
+                        response = http.post("/fine_tuning/jobs", json={
+                            "model": MODEL, "training_file": file_id, "suffix": "bench"})
+                        job_id = response.json().get("id")
+                    elif operation == "list":
+                        response = http.get("/fine_tuning/jobs", params={"limit": 20})
+                    else:
+                        response = http.get(f"/fine_tuning/jobs/{job_id}")
+                    timings[operation].append(time.perf_counter() - started)
+                    if response.status_code != 200:
+                        failures.append(f"{operation}: {response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for worker in threads:
+        worker.start()
+    for worker in threads:
+        worker.join()
+    server.should_exit = True
+    thread.join(timeout=10)
+    result = {op: {"p50_ms": 1000 * percentile(v, 0.5), "p95_ms": 1000 * percentile(v, 0.95),
+                   "requests": len(v)} for op, v in timings.items()}
+    result["failures"] = failures[:5]
+    result["failed_requests"] = len(failures)
+    return result
+
+
+# -- 2. decode speed -----------------------------------------------------------------------
+
+def make_adapters(count: int, folder: Path, rank: int = 16) -> tuple[Path, list[Path]]:
+    from strop.models import load
+    from strop.serving.synthetic import make_random_adapter
+
+    loaded = load(MODEL)
+    adapters = [make_random_adapter(loaded.folder, folder / f"adapter-{seed:02d}", seed=seed,
+                                    rank=rank, scale=0.02, base_model=loaded.model)
+                for seed in range(count)]
+    return loaded.folder, adapters
+
+
+def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> dict:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from strop.generation import SamplingParams, generate_token_ids, render_chat
+    from strop.serving import Engine, EngineSettings, ServedModel
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    prompt = render_chat(tokenizer, PROMPT)
+    never_stop: set[int] = set()  # every variant decodes exactly `tokens` tokens
+
+    def peft_model(dtype, merged=False):
+        base = AutoModelForCausalLM.from_pretrained(base_folder, dtype=dtype)
+        model = PeftModel.from_pretrained(base, str(adapter)).eval()
+        return model.merge_and_unload() if merged else model
+
+    naive_model = peft_model(torch.float32)
+
+    def naive() -> int:
+        with torch.inference_mode():
+            output = naive_model.generate(torch.tensor([prompt]), max_new_tokens=tokens,
+                                          min_new_tokens=tokens, do_sample=False)
+        return output.shape[1] - len(prompt)
+
+    def loop(model):
+        def run() -> int:
+            params = SamplingParams(max_tokens=tokens, temperature=0)
+            return len(list(generate_token_ids(model, prompt, params, never_stop)))
+        return run
+
+    engines = {}
+    for dtype in ("float32", "bfloat16"):
+        engine = Engine(lambda name, org: ServedModel(str(base_folder), adapter),
+                        EngineSettings(dtype=dtype))
+        engine.complete("ft:bench", PROMPT, SamplingParams(max_tokens=2, temperature=0))
+        engines[dtype] = engine
+
+    def through_engine(dtype):
+        import strop.generation as generation
+
+        def run() -> int:
+            original = generation.stop_token_ids
+            generation.stop_token_ids = lambda model, tok: set()
+            try:
+                return engines[dtype].complete(
+                    "ft:bench", PROMPT, SamplingParams(max_tokens=tokens, temperature=0)
+                ).completion_tokens
+            finally:
+                generation.stop_token_ids = original
+        return run
+
+    variants = {
+        "naive generate(), PEFT fp32 (baseline)": naive,
+        "engine, fp32 base + LoRA unmerged": through_engine("float32"),
+        "engine, bf16 base + fp32 LoRA unmerged (served)": through_engine("bfloat16"),
+        "reference only: bf16 LoRA merged into weights": loop(peft_model(torch.bfloat16, True)),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for name, run in variants.items():
+        run()  # warm up kernels and caches
+    for _ in range(rounds):
+        for name, run in variants.items():
+            started = time.perf_counter()
+            produced = run()
+            rates[name].append(produced / (time.perf_counter() - started))
+    baseline = max(rates["naive generate(), PEFT fp32 (baseline)"])
+    return {name: {"best_tokens_per_s": max(values), "median_tokens_per_s": statistics.median(values),
+                   "speedup_vs_naive": max(values) / baseline}
+            for name, values in rates.items()}
+
+
+def agreement(adapter: Path, base_folder: Path, prompts: list[str], tokens: int = 32) -> dict:
+    """Greedy outputs of the served precision against float32, prompt by prompt."""
+    from strop.generation import SamplingParams
+    from strop.serving import Engine, EngineSettings, ServedModel
+
+    def outputs(dtype):
+        engine = Engine(lambda name, org: ServedModel(str(base_folder), adapter),
+                        EngineSettings(dtype=dtype))
+        params = SamplingParams(max_tokens=tokens, temperature=0)
+        return [engine.complete("ft:bench", [{"role": "user", "content": p}], params).text
+                for p in prompts]
+
+    reference, served = outputs("float32"), outputs("bfloat16")
+    same = sum(a == b for a, b in zip(reference, served))
+    common = [len(os.path.commonprefix([a, b])) / max(1, len(a)) for a, b in zip(reference, served)]
+    return {"identical": same, "prompts": len(prompts),
+            "mean_common_prefix_fraction": statistics.mean(common)}
+
+
+# -- 3. memory -----------------------------------------------------------------------------
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def bench_memory_child(base_folder: str, adapters: list[str]) -> dict:
+    """Runs in a fresh process so that nothing else inflates its memory."""
+    import gc
+
+    from strop.generation import SamplingParams
+    from strop.serving import Engine, EngineSettings, ServedModel
+
+    table = {f"ft:bench::{i}": ServedModel(base_folder, Path(a)) for i, a in enumerate(adapters)}
+    engine = Engine(lambda name, org: table.get(name) or ServedModel(base_folder),
+                    EngineSettings())
+    one = SamplingParams(max_tokens=1, temperature=0)
+    engine.complete("base", PROMPT, one)
+    gc.collect()
+    base_rss = rss_bytes()
+    for name in table:
+        engine.complete(name, PROMPT, one)
+    gc.collect()
+    loaded_rss = rss_bytes()
+    on_disk = sum((Path(a) / "adapter_model.safetensors").stat().st_size for a in adapters)
+    (base,) = engine.loaded().values()
+    return {"base_rss_bytes": base_rss, "with_adapters_rss_bytes": loaded_rss,
+            "adapters_loaded": len(base["adapters"]), "adapters_on_disk_bytes": on_disk,
+            "adapter_weights_in_memory_bytes": engine.adapter_bytes(),
+            "increase_over_adapter_size": (loaded_rss - base_rss) / on_disk}
+
+
+def bench_memory(base_folder: Path, adapters: list[Path]) -> dict:
+    code = ("import json, sys; sys.path.insert(0, 'bench'); import serve; "
+            f"print(json.dumps(serve.bench_memory_child({str(base_folder)!r}, "
+            f"{[str(a) for a in adapters]!r})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["latency", "decode", "memory", "all"], default="all")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start "
+          "(numbers taken on a shared machine vary with its load)")
+
+    if args.part in ("latency", "all"):
+        latency = bench_latency()
+        print("\n1. control plane, 32 concurrent clients over HTTP (goal p95 <= 50 ms)")
+        for operation in ("create", "list", "retrieve"):
+            row = latency[operation]
+            print(f"   {operation:9s} p50 {row['p50_ms']:7.1f} ms   p95 {row['p95_ms']:7.1f} ms"
+                  f"   ({row['requests']} requests)")
+        if latency["failed_requests"]:
+            print(f"   {latency['failed_requests']} requests failed, e.g. {latency['failures'][0]}")
+
+    if args.part in ("decode", "memory", "all"):
+        home = Path(tempfile.mkdtemp(prefix="strop-bench-adapters-"))
+        count = 20 if args.part in ("memory", "all") else 1
+        base_folder, adapters = make_adapters(count, home)
+
+    if args.part in ("decode", "all"):
+        decode = bench_decode(args.tokens, args.rounds, adapters[0], base_folder)
+        print(f"\n2. single-stream decode, ft: model = SmolLM2-135M + rank-16 LoRA, "
+              f"{args.tokens} tokens, best of {args.rounds} (goal >= 4x naive)")
+        for name, row in decode.items():
+            print(f"   {name:50s} {row['best_tokens_per_s']:6.1f} tok/s "
+                  f"(median {row['median_tokens_per_s']:5.1f})  {row['speedup_vs_naive']:4.1f}x")
+        prompts = ["What is the capital of France?", "Write a haiku about the sea.",
+                   "Explain photosynthesis briefly.", "List three prime numbers.",
+                   "How do I reverse a list in Python?", "Who wrote Hamlet?"]
+        agree = agreement(adapters[0], base_folder, prompts)
+        print(f"   faithfulness: bf16 serving vs float32, greedy 32 tokens: {agree['identical']}/"
+              f"{agree['prompts']} identical, mean common prefix "
+              f"{100 * agree['mean_common_prefix_fraction']:.0f}%")
+
+    if args.part in ("memory", "all"):
+        memory = bench_memory(base_folder, adapters)
+        mib = 1 / (1024 * 1024)
+        growth = memory["with_adapters_rss_bytes"] - memory["base_rss_bytes"]
+        print("\n3. memory, 20 rank-16 adapters over one base (goal: growth <= 1.5x their size)")
+        print(f"   base alone            {memory['base_rss_bytes'] * mib:8.0f} MiB RSS")
+        print(f"   with {memory['adapters_loaded']} adapters      "
+              f"{memory['with_adapters_rss_bytes'] * mib:8.0f} MiB RSS "
+              f"(+{growth * mib:.0f} MiB)")
+        print(f"   adapters on disk      {memory['adapters_on_disk_bytes'] * mib:8.0f} MiB; "
+              f"growth = {memory['increase_over_adapter_size']:.2f}x their size")
+
+
+if __name__ == "__main__":
+    main()
