@@ -16,40 +16,6 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 app.add_typer(audit_app, name="audit")
 
 
-def _load_pair(model: str, base: str | None, dtype: str):
-    """Base and tuned models; an adapter is applied over the very base object (one copy of
-    the weights in memory; the evaluation switches the adapter off for the base)."""
-    from strop.evaluate.locate import locate
-    from strop.models import ModelSource, load
-    from strop.models.adapters import adapter_base, is_adapter_folder
-
-    paths = locate(model)
-    if is_adapter_folder(paths.model_dir):
-        from peft import PeftModel
-        from transformers import AutoTokenizer
-
-        from strop.models import LoadedModel
-
-        base_name = base or adapter_base(paths.model_dir)
-        base_loaded = load(base_name, dtype=dtype, progress=progress_printer)
-        network = PeftModel.from_pretrained(base_loaded.model, paths.model_dir)
-        network.eval()
-        tokenizer = base_loaded.tokenizer
-        if (paths.model_dir / "tokenizer_config.json").is_file():
-            tokenizer = AutoTokenizer.from_pretrained(paths.model_dir)
-        tuned = LoadedModel(ModelSource(model, "local", str(paths.model_dir)), network,
-                            tokenizer, paths.model_dir)
-        return base_loaded, tuned, paths
-    manifest = paths.manifest() or {}
-    base_name = base or manifest.get("base_model")
-    if not base_name:
-        raise ValueError(f"'{model}' is a full model with no manifest naming its base: pass "
-                         "--base")
-    tuned = load(str(paths.model_dir), dtype=dtype, progress=progress_printer)
-    tuned.source = ModelSource(model, "local", str(paths.model_dir))
-    return load(base_name, dtype=dtype, progress=progress_printer), tuned, paths
-
-
 def print_evaluation(result) -> None:
     from strop.audit.model_card import format_delta, format_estimate
 
@@ -91,7 +57,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate a tuned model against its base: task metrics, retention, hallucination."""
     from strop.evaluate import EndpointModel, SuiteError, evaluate_models, plot_comparison
-    from strop.evaluate.locate import LocateError
+    from strop.evaluate.locate import LocateError, evaluate_tuned_model
     from strop.models import ModelError
 
     paths = None
@@ -99,13 +65,15 @@ def evaluate_command(
         if endpoint:
             if not base:
                 raise fail("with --endpoint, name the base model on that endpoint with --base")
-            base_model = EndpointModel(endpoint, base, api_key)
-            tuned_model = EndpointModel(endpoint, model, api_key)
+            result = evaluate_models(
+                EndpointModel(endpoint, base, api_key), EndpointModel(endpoint, model, api_key),
+                data_path=data, suites=suite, max_new_tokens=max_new_tokens, limit=limit,
+                progress=progress_printer)
         else:
-            base_model, tuned_model, paths = _load_pair(model, base, dtype)
-        result = evaluate_models(base_model, tuned_model, data_path=data, suites=suite,
-                                 max_new_tokens=max_new_tokens, limit=limit,
-                                 progress=progress_printer)
+            result, paths = evaluate_tuned_model(
+                model, base, data_path=data, suites=suite, limit=limit,
+                max_new_tokens=max_new_tokens, dtype=dtype, progress=progress_printer,
+                save=False)
     except (ModelError, LocateError, SuiteError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
     if show_json:

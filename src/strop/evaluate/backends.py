@@ -60,6 +60,9 @@ class LocalModel:
         for index, row in enumerate(rows):
             ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
             mask[index, width - len(row):] = 1
+        device = getattr(self.model, "device", None)
+        if device is not None and device.type != "cpu":
+            ids, mask = ids.to(device), mask.to(device)
         return ids, mask
 
     def _prompt_ids(self, messages: list[dict], budget: int) -> list[int]:

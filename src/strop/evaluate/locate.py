@@ -76,3 +76,59 @@ def locate(name: str) -> TunedModelPaths:
     if (folder / "adapter").is_dir() and (folder / MANIFEST_FILE).is_file():
         return TunedModelPaths(name, folder / "adapter", folder)
     return TunedModelPaths(name, folder, _job_dir_of(folder))
+
+
+def load_pair(model: str, base: str | None = None, dtype: str = "float32",
+              progress=None):
+    """Base and tuned `LoadedModel`s for a tuned model name, and where its files are; an adapter is applied over the very base object (one copy of
+    the weights in memory; the evaluation switches the adapter off for the base)."""
+    from strop.models import ModelSource, load
+    from strop.models.adapters import adapter_base, is_adapter_folder
+
+    paths = locate(model)
+    if is_adapter_folder(paths.model_dir):
+        from peft import PeftModel
+        from transformers import AutoTokenizer
+
+        from strop.models import LoadedModel
+
+        base_name = base or adapter_base(paths.model_dir)
+        base_loaded = load(base_name, dtype=dtype, progress=progress)
+        network = PeftModel.from_pretrained(base_loaded.model, paths.model_dir)
+        network.eval()
+        tokenizer = base_loaded.tokenizer
+        if (paths.model_dir / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(paths.model_dir)
+        tuned = LoadedModel(ModelSource(model, "local", str(paths.model_dir)), network,
+                            tokenizer, paths.model_dir)
+        return base_loaded, tuned, paths
+    manifest = paths.manifest() or {}
+    base_name = base or manifest.get("base_model")
+    if not base_name:
+        raise ValueError(f"'{model}' is a full model with no manifest naming its base: pass "
+                         "--base")
+    tuned = load(str(paths.model_dir), dtype=dtype, progress=progress)
+    tuned.source = ModelSource(model, "local", str(paths.model_dir))
+    return load(base_name, dtype=dtype, progress=progress), tuned, paths
+
+
+def evaluate_tuned_model(model: str, base: str | None = None, data_path=None,
+                         suites=("retention", "hallucination"), limit: int | None = None,
+                         max_new_tokens: int = 64, dtype: str = "float32", progress=None,
+                         save: bool = True):
+    """Load a tuned model and its base, evaluate, and (with `save`) write evaluation.json and
+    evaluation.png beside the job. What the worker calls after a job succeeds."""
+    from strop.evaluate.charts import plot_comparison
+    from strop.evaluate.compare import evaluate_models
+
+    base_model, tuned_model, paths = load_pair(model, base, dtype, progress)
+    manifest = paths.manifest() or {}
+    if data_path is None and manifest.get("validation_file") and Path(
+            manifest["validation_file"]).is_file():
+        data_path = manifest["validation_file"]  # the job's own held-out data
+    result = evaluate_models(base_model, tuned_model, data_path=data_path, suites=suites,
+                             max_new_tokens=max_new_tokens, limit=limit, progress=progress)
+    if save:
+        result.save(paths.evaluation_path)
+        plot_comparison(result, paths.evaluation_path.with_suffix(".png"))
+    return result, paths
