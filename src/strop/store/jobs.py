@@ -102,6 +102,13 @@ def list_checkpoints(session: Session, job_id: str, *, after: str | None, limit:
                 after=after, limit=limit, newest_first=True)
 
 
+def forget_rotated_checkpoints(session: Session, job_id: str) -> None:
+    """Drop rows of checkpoints training has deleted (it keeps only the newest few)."""
+    for row in session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)):
+        if not Path(row.path).is_dir():
+            session.delete(row)
+
+
 def latest_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
     """The newest checkpoint still on disk (training keeps only the last few)."""
     rows = session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)

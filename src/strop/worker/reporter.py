@@ -93,6 +93,7 @@ class JobReporter:
         with self.store.session() as session:
             job = session.scalar(select(Job).where(Job.id == self.job_id))
             job_queries.add_checkpoint(session, job, self.organization_name, step, Path(path), clean)
+            job_queries.forget_rotated_checkpoints(session, self.job_id)
             job_queries.add_event(session, self.job_id, f"Checkpoint created at step {step}",
                                   data={"step": step})
 
