@@ -18,7 +18,7 @@ from strop.config import strop_home
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_VERSION = 1
-SEQUENCES_PER_STEP = 4
+SEQUENCES_PER_STEP = 2
 TIMED_STEPS = 3
 
 
