@@ -207,8 +207,7 @@ class Worker:
         return row
 
     def _train(self, job_id: str):
-        from strop.train import TrainConfig, TrainingError
-        from strop.train.run import run_training
+        from strop.train import TrainConfig, TrainingError, run_training
 
         with self.store.session() as session:
             job = self._mine(session, job_id)
