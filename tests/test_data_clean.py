@@ -290,3 +290,18 @@ def test_a_template_that_refuses_an_example_is_reported_not_fatal(tiny):
     stats = compute_stats(rows, tokenizer)
     assert stats["template_failures"] == 1 and stats["tokens"]["total"] > 0
     assert "template" in {a["topic"] for a in stats["readiness"]}
+
+
+@pytest.mark.slow
+def test_check_with_the_embedded_model(embedded_model_folder):
+    from strop.data import validate_file
+    from strop.data.tokenizer import load_tokenizer
+
+    tokenizer, context = load_tokenizer(str(embedded_model_folder))
+    report = validate_file(FIXTURES / "valid_chat.jsonl", tokenizer, context)
+    assert report.ok and context >= 2048
+    stats = report.stats
+    rendered = tokenizer.apply_chat_template(read_records(FIXTURES / "valid_chat.jsonl")[0]
+                                             .data["messages"], tokenize=False)
+    assert "<|im_start|>" in rendered  # SmolLM2's ChatML template is what was counted
+    assert 0 < stats["tokens"]["trained"] < stats["tokens"]["prompt"] < stats["tokens"]["total"]

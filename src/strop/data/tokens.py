@@ -129,5 +129,20 @@ def _assistant_text(message: dict) -> str:
 
 def byte_bound(record: dict, kind: str) -> int:
     """An upper bound on an example's content tokens: a byte-level or byte-fallback tokenizer
-    never emits more tokens than bytes (plus a couple per message for markers)."""
-    return sum(len(m["content"].encode("utf-8")) + 2 for m in conversation(record, kind))
+    never emits more tokens than bytes (plus a couple per message for markers). Cheap on
+    purpose: it screens every example of a large file."""
+    total = 0
+    for text in _texts(record, kind):
+        total += (len(text) if text.isascii() else len(text.encode("utf-8"))) + 2
+    return total
+
+
+def _texts(record: dict, kind: str):
+    if kind == "text":
+        yield record["text"]
+    elif kind == "prompt_completion":
+        yield record["prompt"]
+        yield record["completion"]
+    else:
+        for message in conversation(record, kind):
+            yield message["content"]
