@@ -273,3 +273,20 @@ def test_keys_are_required_once_configured_and_organisations_are_isolated(settin
             model=str(tiny_model_dir),
             training_file=globex.files.create(file=training_file.open("rb"),
                                               purpose="fine-tune").id).organization_id
+
+
+def test_an_unexpected_server_error_is_a_500_in_openai_shape(settings):
+    import httpx
+
+    app = create_app(settings)
+
+    def explode():
+        raise RuntimeError("disk on fire")
+
+    app.add_api_route("/v1/explode", explode)
+    with serving(app) as url:
+        response = httpx.get(f"{url}/explode")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["type"] == "server_error" and "RuntimeError" in error["message"]
+    assert "Traceback" not in response.text

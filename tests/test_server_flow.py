@@ -160,7 +160,10 @@ def test_pause_resume_then_cancel_a_running_job(api, loose, tmp_path, tiny_model
     job = api.fine_tuning.jobs.create(
         model=str(tiny_model_dir), training_file=training.id,
         hyperparameters={"n_epochs": 50, "batch_size": 1})
-    wait_for(lambda: any(event.type == "metrics" for event in _all_events(api, job.id)))
+    running = wait_for(lambda: (current := api.fine_tuning.jobs.retrieve(job.id)).estimated_finish
+                       and current)
+    assert running.status == "running" and running.estimated_finish >= running.created_at
+    assert running.trained_tokens > 0
     paused = loose.fine_tuning.jobs.pause(job.id)
     assert paused.status == "paused"
     stopped = wait_for(lambda: next((event for event in _all_events(api, job.id)
