@@ -48,17 +48,28 @@ def percentile(values: list[float], q: float) -> float:
 # -- 1. control plane ----------------------------------------------------------------------
 
 def bench_latency(clients: int = 32, per_client: int = 10) -> dict:
+    from strop.server import create_app
+    from strop.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="strop-bench-"))
+    previous_home = os.environ.get("STROP_HOME")
+    os.environ["STROP_HOME"] = str(home)  # a throwaway store; restored below for the model cache
+    try:
+        return _latency_against(create_app(Settings.load(home=home), run_worker=False),
+                                clients, per_client)
+    finally:
+        if previous_home is None:
+            os.environ.pop("STROP_HOME", None)
+        else:
+            os.environ["STROP_HOME"] = previous_home
+
+
+def _latency_against(app, clients: int, per_client: int) -> dict:
     import socket
 
     import httpx
     import uvicorn
 
-    from strop.server import create_app
-    from strop.settings import Settings
-
-    home = Path(tempfile.mkdtemp(prefix="strop-bench-"))
-    os.environ["STROP_HOME"] = str(home)
-    app = create_app(Settings.load(home=home), run_worker=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -180,9 +191,10 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
 
     variants = {
         "naive generate(), PEFT fp32 (baseline)": naive,
-        "engine, fp32 base + LoRA unmerged": through_engine("float32"),
-        "engine, bf16 base + fp32 LoRA unmerged (served)": through_engine("bfloat16"),
-        "reference only: bf16 LoRA merged into weights": loop(peft_model(torch.bfloat16, True)),
+        "KV-cache loop, PEFT fp32 unmerged": loop(naive_model),
+        "KV-cache loop, PEFT bf16 unmerged": loop(peft_model(torch.bfloat16)),
+        "engine, fp32, adapter merged": through_engine("float32"),
+        "engine, bf16, adapter merged (served default)": through_engine("bfloat16"),
     }
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for name, run in variants.items():
