@@ -210,3 +210,20 @@ def test_client_disconnect_stops_generation(app, engine):
         generation.stop_token_ids = original_stops
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_mounted_in_the_real_app(tiny_model_dir, strop_home):
+    """Through create_app: auth and the store's resolver in front of the engine."""
+    from strop.server import create_app
+    from strop.settings import Settings
+
+    app = create_app(Settings.load(home=strop_home))
+    with TestClient(app) as http:
+        api = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=http,
+                            max_retries=0, _strict_response_validation=True)
+        reply = api.chat.completions.create(model=str(tiny_model_dir), messages=HELLO,
+                                            temperature=0, max_tokens=4)
+        assert reply.choices[0].message.role == "assistant"
+        assert 1 <= reply.usage.completion_tokens <= 4
+        with pytest.raises(openai.NotFoundError):
+            api.chat.completions.create(model="ft:tiny:someone-else::ftjob-x", messages=HELLO)

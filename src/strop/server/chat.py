@@ -13,10 +13,12 @@ import json
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from strop.generation import SamplingParams
@@ -28,6 +30,9 @@ MAX_CHOICES = 8
 MAX_STOP_SEQUENCES = 4
 DEFAULT_MAX_TOKENS = 512
 DISCONNECT_POLL_SECONDS = 0.1
+# Generations wait for the engine lock in these threads, so that queued requests cannot starve
+# the threads the rest of the server uses.
+_generation_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="strop-generate")
 
 
 class ChatMessage(BaseModel):
@@ -177,7 +182,7 @@ async def create_chat_completion(request: Request):
         return _error(400, "The request body is not valid JSON.", code="invalid_json")
     if not isinstance(body, dict):
         return _error(400, "The request body must be a JSON object.", code="invalid_json")
-    organization = await asyncio.to_thread(_organization, request)
+    organization = await run_in_threadpool(_organization, request)
     try:
         parsed = ChatCompletionRequest.model_validate(body)
         _unsupported(parsed)
@@ -241,7 +246,8 @@ async def _complete(request: Request, call: _Call, params: list[SamplingParams])
 
     watcher = asyncio.create_task(_watch_disconnect(request, call))
     try:
-        completions = await asyncio.to_thread(run_all)
+        completions = await asyncio.get_running_loop().run_in_executor(
+            _generation_threads, run_all)
     except (ModelNotFoundError, ServingError) as exc:
         return _error(*_failure(exc))
     finally:
@@ -297,7 +303,7 @@ async def _stream(request: Request, call: _Call, params: list[SamplingParams],
     # Headers wait for the first token, so a request that fails before generating anything
     # (unknown model, prompt too long) gets a proper HTTP error instead of a broken stream.
     watcher = asyncio.create_task(_watch_disconnect(request, call))
-    worker = loop.run_in_executor(None, run_all)
+    worker = loop.run_in_executor(_generation_threads, run_all)
     try:
         first = await queue.get()
     finally:
