@@ -73,7 +73,8 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
     from accelerate import Accelerator
 
     precision = resolve_precision(config.precision)
-    accelerator = Accelerator()
+    # cpu=True is what makes accelerate set up multi-process CPU (gloo) under a launcher.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     trainable = load_trainable(config)
     tokenizer = trainable.tokenizer
     context = int(getattr(trainable.model.config, "max_position_embeddings", 2048))
@@ -193,7 +194,9 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
                 break
 
     progress.elapsed = time.perf_counter() - start_time
-    results_csv = write_results_csv(output_dir / "results.csv", progress.history)
+    results_csv = output_dir / "results.csv"
+    if accelerator.is_main_process:
+        write_results_csv(results_csv, progress.history)
     adapter_dir = output_dir / "adapter"
     merged_dir = None
     if status == "succeeded":
@@ -204,8 +207,11 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
                                   trainable.base_model)
             if config.merge:
                 merged_dir = _merge(adapter_dir, output_dir / "merged")
-    manifest = write_manifest(output_dir / "manifest.json", _manifest(
-        config, trainable, plan, precision, progress, status, stopped_early, data))
+    manifest = output_dir / "manifest.json"
+    if accelerator.is_main_process:
+        write_manifest(manifest, _manifest(config, trainable, plan, precision, progress, status,
+                                           stopped_early, data))
+    accelerator.wait_for_everyone()
     checkpoints = [Path(c) for c in progress.checkpoints if Path(c).exists()]
     return TrainResult(status=status, output_dir=adapter_dir, steps=progress.step,
                        total_steps=plan.total_steps, trained_tokens=progress.trained_tokens,

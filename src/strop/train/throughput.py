@@ -96,7 +96,8 @@ def _measure(model: str, fine_tuning: str, max_seq_length: int) -> float:
     config = TrainConfig(model=model, training_file=Path("calibration"),
                          output_dir=Path("calibration"), fine_tuning=fine_tuning)
     precision = resolve_precision(config.precision)
-    accelerator = Accelerator()
+    # cpu=True is what makes accelerate set up multi-process CPU (gloo) under a launcher.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     trainable = load_trainable(config)
     parameters = [p for p in trainable.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=1e-6)
