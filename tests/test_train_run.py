@@ -315,3 +315,39 @@ def test_gradient_accumulation_only_splits_the_work(tmp_path, tiny_model_dir):
                                          n_epochs=1, batch_size=4, learning_rate_multiplier=20)))
         curves.append(losses(result.metrics_csv))
     assert curves[0] == pytest.approx(curves[1], rel=1e-4)
+
+
+DDP_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from pathlib import Path
+from strop.train import TrainConfig
+run_config = TrainConfig.model_validate_json(Path(sys.argv[1]).read_text())
+from strop.train import run_training
+run_training(run_config)
+"""
+
+
+@pytest.mark.slow  # starts two fresh interpreters: a minute on a busy 2-core machine
+def test_two_processes_under_torchrun_match_one_process(tmp_path, tiny_model_dir):
+    """The loop runs unchanged under a launcher (DDP over gloo on CPU): each rank takes every
+    other micro-batch and the loss curve equals the single-process one."""
+    import os
+    import subprocess
+    import sys
+
+    settings = dict(gradient_accumulation_steps=2, hyperparameters=Hyperparameters(
+        n_epochs=1, batch_size=4, learning_rate_multiplier=20))
+    for name in ("single", "ddp"):
+        (tmp_path / name).mkdir()
+    single = run_training(config(tmp_path / "single", tiny_model_dir, **settings))
+    ddp_config = config(tmp_path / "ddp", tiny_model_dir, **settings)
+    (tmp_path / "config.json").write_text(ddp_config.model_dump_json())
+    (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         str(tmp_path / "ddp.py"), str(tmp_path / "config.json")],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    ddp_csv = ddp_config.output_dir / "results.csv"
+    assert losses(ddp_csv) == pytest.approx(losses(single.metrics_csv), rel=1e-5)
