@@ -165,3 +165,34 @@ def test_concurrent_appends_from_processes_keep_the_chain(tmp_path):
     result = audit.verify(path)
     assert result.ok, result.problems
     assert result.records == 160
+
+
+def test_appending_after_tampering_writes_the_mismatch_into_the_chain(log_with_five):
+    records = _read(log_with_five)
+    _write(log_with_five, records[:3])  # two records cut off the end
+    audit.append("job.event", actor="server")  # the server goes on appending
+    result = audit.verify()
+    assert not result.ok
+    assert len(result.problems) == 1
+    assert result.problems[0].startswith("record 4 (line 4): when it was appended, the log "
+                                         "did not end at the record head.json names")
+    assert "'seq': 5" in result.problems[0]
+
+
+def test_appending_after_a_forgery_does_not_launder_it(log_with_five):
+    records = _read(log_with_five)
+    forged = {"seq": 6, "time": records[-1]["time"], "actor": "admin", "organization": "org-1",
+              "action": "model.deleted", "objects": {}, "hashes": {}, "details": {},
+              "prev": records[-1]["hash"]}
+    forged["hash"] = record_hash(forged)
+    _write(log_with_five, records + [forged])
+    audit.append("job.event", actor="server")
+    problems = audit.verify().problems
+    assert len(problems) == 1 and problems[0].startswith("record 7 (line 7): when it was")
+
+
+def test_a_deleted_log_is_not_silently_restarted(log_with_five):
+    log_with_five.unlink()
+    audit.append("job.event", actor="server")
+    problems = audit.verify().problems
+    assert len(problems) == 1 and problems[0].startswith("record 1 (line 1): when it was")

@@ -36,6 +36,7 @@ from strop.config import strop_home
 
 GENESIS = "0" * 64
 KEY_ENV = "STROP_AUDIT_KEY"
+ANOMALY_ACTION = "audit.head_mismatch"
 FIELDS = ("seq", "time", "actor", "organization", "action", "objects", "hashes", "details",
           "prev")
 
@@ -136,44 +137,87 @@ def append(action: str, *, actor: str | None = None, organization: str | None = 
     log = Path(path) if path is not None else log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
     with _locked(log):
-        last = _last_line(log)
-        if last is None:
-            seq, prev = 1, GENESIS
-        else:
-            try:
-                previous = json.loads(last)
-                seq, prev = int(previous["seq"]) + 1, previous["hash"]
-            except (ValueError, KeyError, TypeError):
-                raise AuditError(
-                    f"{log}: the last record is not a valid audit record, so it cannot be "
-                    "chained to; run `strop audit verify`."
-                ) from None
-        record = {
-            "seq": seq,
-            "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-            "actor": actor,
-            "organization": organization,
-            "action": action,
-            "objects": _json_safe("objects", dict(objects or {})),
-            "hashes": _json_safe("hashes", dict(hashes or {})),
-            "details": _json_safe("details", dict(details or {})),
-            "prev": prev,
-        }
-        record["hash"] = record_hash(record)
-        key = os.environ.get(KEY_ENV)
-        if key:
-            record["mac"] = _mac(key, record["hash"])
-        line = _canonical(record) + b"\n"
-        # One write on an O_APPEND descriptor: readers never see half a record from a live
-        # writer, and the lock keeps writers from interleaving.
-        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(descriptor, line)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        _write_head(log, seq, record["hash"])
+        seq, prev = _log_end(log)
+        mismatch = _head_mismatch(log, seq - 1, prev)
+        if mismatch is not None:
+            # The log's end is not where the last append left it: truncated, extended or
+            # rewritten in between (or a crash between the two writes). Chaining on silently
+            # would bury that, so it is written into the chain itself, where verify reports it.
+            anomaly = _build(seq, prev, ANOMALY_ACTION, None, None, None, None, mismatch)
+            _write(log, anomaly)
+            seq, prev = seq + 1, anomaly["hash"]
+        record = _build(seq, prev, action, actor, organization, objects, hashes, details)
+        _write(log, record)
     return record
+
+
+def _log_end(log: Path) -> tuple[int, str]:
+    """The next sequence number and the hash to chain to."""
+    last = _last_line(log)
+    if last is None:
+        return 1, GENESIS
+    try:
+        previous = json.loads(last)
+        return int(previous["seq"]) + 1, previous["hash"]
+    except (ValueError, KeyError, TypeError):
+        raise AuditError(
+            f"{log}: the last record is not a valid audit record, so it cannot be chained to; "
+            "run `strop audit verify`."
+        ) from None
+
+
+def _read_head(log: Path) -> dict | None:
+    try:
+        head = json.loads(_head_path(log).read_text())
+        return {"seq": int(head["seq"]), "hash": str(head["hash"])}
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return {"seq": None, "hash": None}
+
+
+def _head_mismatch(log: Path, last_seq: int, last_hash: str) -> dict | None:
+    head = _read_head(log)
+    if head is None:
+        if last_seq == 0:
+            return None
+        return {"head": None, "log_end": {"seq": last_seq, "hash": last_hash},
+                "reason": "head.json was missing"}
+    if head == {"seq": last_seq, "hash": last_hash}:
+        return None
+    return {"head": head, "log_end": {"seq": last_seq, "hash": last_hash},
+            "reason": "the log did not end at the record head.json names"}
+
+
+def _build(seq, prev, action, actor, organization, objects, hashes, details) -> dict:
+    record = {
+        "seq": seq,
+        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "organization": organization,
+        "action": action,
+        "objects": _json_safe("objects", dict(objects or {})),
+        "hashes": _json_safe("hashes", dict(hashes or {})),
+        "details": _json_safe("details", dict(details or {})),
+        "prev": prev,
+    }
+    record["hash"] = record_hash(record)
+    key = os.environ.get(KEY_ENV)
+    if key:
+        record["mac"] = _mac(key, record["hash"])
+    return record
+
+
+def _write(log: Path, record: dict) -> None:
+    # One write on an O_APPEND descriptor: readers never see half a record from a live
+    # writer, and the lock keeps writers from interleaving.
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, _canonical(record) + b"\n")
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    _write_head(log, record["seq"], record["hash"])
 
 
 @dataclass
@@ -250,6 +294,12 @@ def verify(path: Path | str | None = None, *, anchor: str | None = None,
                                 "without the key)")
             elif not hmac.compare_digest(record["mac"], _mac(key, str(record.get("hash")))):
                 problems.append(f"{where}: HMAC does not match (forged, or a different key)")
+        if record.get("action") == ANOMALY_ACTION:
+            details = record.get("details") or {}
+            problems.append(
+                f"{where}: when it was appended, {details.get('reason', 'the head did not match')}"
+                f" (head: {details.get('head')}, log ended at: {details.get('log_end')}); records "
+                "were removed, added or rewritten before it, or an append crashed")
         if expected_anchor and seq == expected_anchor[0]:
             anchor_seen = True
             if record.get("hash") != expected_anchor[1]:
