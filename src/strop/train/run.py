@@ -82,6 +82,11 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
     plan = hyperparameters.resolve(config, len(data.train), context)
     if config.max_seq_length is None:
         data = _truncate(data, plan.max_seq_length, callback)
+    if plan.batch_size < accelerator.num_processes:
+        raise TrainingError(f"batch_size {plan.batch_size} is smaller than the "
+                            f"{accelerator.num_processes} training processes; each needs at "
+                            "least one example per step", "invalid_hyperparameters",
+                            "batch_size")
     callback.on_event("info", f"Training {len(data.train)} examples for {plan.n_epochs} epochs, "
                       f"{plan.total_steps} steps, batch size {plan.batch_size}, learning rate "
                       f"{plan.learning_rate:g}, {precision}", {"hyperparameters": plan.as_dict()})
@@ -294,7 +299,9 @@ def _segments(examples: list) -> list[Tokenized]:
 
 
 def _micro_batches(examples: list, accumulation: int, accelerator) -> list[list]:
-    size = math.ceil(len(examples) / accumulation)
+    # At least one micro-batch per rank: a rank without one would never call backward and
+    # DDP would wait for it forever.
+    size = math.ceil(len(examples) / max(accumulation, accelerator.num_processes))
     chunks = [examples[i:i + size] for i in range(0, len(examples), size)]
     return chunks[accelerator.process_index::accelerator.num_processes]
 
@@ -331,7 +338,7 @@ def _pairs_log_probs(module, pairs: list[PreferencePair], pad, device):
 
 def _dpo_step(module, pairs, reference, plan, pad, accelerator, accumulation):
     loss_sum, wins, tokens = 0.0, 0, 0
-    size = math.ceil(len(pairs) / accumulation)
+    size = math.ceil(len(pairs) / max(accumulation, accelerator.num_processes))
     chunks = [(i, pairs[i:i + size]) for i in range(0, len(pairs), size)]
     for start, chunk in chunks[accelerator.process_index::accelerator.num_processes]:
         chosen, rejected, chunk_tokens = _pairs_log_probs(module, chunk, pad, accelerator.device)
