@@ -156,3 +156,31 @@ def test_content_parts_and_tool_calls_are_trained_as_text(base_tokenizer):
     runs = trained_runs(tokenize_chat(tokenizer, messages))
     assert [tokenizer.decode(r) for r in runs] == [
         '[{"name": "lookup", "arguments": "{\\"id\\": 7}"}]<|im_end|>']
+
+
+@pytest.mark.parametrize("record", [
+    {"input": {"messages": [{"role": "user", "content": "Ready?"}]},
+     "preferred_output": [{"role": "assistant", "content": "Yes."}],
+     "non_preferred_output": [{"role": "assistant", "content": "No."}]},
+    {"input": {"messages": [{"role": "user", "content": "Ready?"}]},
+     "preferred_completion": "Yes.", "non_preferred_completion": "No."},
+])
+def test_preference_spellings_train_only_the_two_answers(base_tokenizer, record):
+    from strop.train.records import tokenize_records
+
+    tokenizer = tokenizer_with(base_tokenizer, CHATML_TEMPLATE)
+    (pair,) = tokenize_records([record], tokenizer, "dpo", "prefs.jsonl")
+    assert [tokenizer.decode(r) for r in trained_runs(pair.chosen)] == ["Yes.<|im_end|>"]
+    assert [tokenizer.decode(r) for r in trained_runs(pair.rejected)] == ["No.<|im_end|>"]
+
+
+def test_a_record_of_the_wrong_kind_is_named(base_tokenizer):
+    from strop.train.config import TrainingError
+    from strop.train.records import tokenize_records
+
+    with pytest.raises(TrainingError, match="prefs.jsonl example 2: a chat record cannot be "
+                                            "used for method 'dpo'"):
+        tokenize_records([{"input": {"messages": [{"role": "user", "content": "a"}]},
+                           "preferred_completion": "b", "non_preferred_completion": "c"},
+                          {"messages": [{"role": "user", "content": "a"}]}],
+                         base_tokenizer, "dpo", "prefs.jsonl")
