@@ -207,3 +207,24 @@ def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("STROP_SERVE_DTYPE", "int4")
     with pytest.raises(ValueError, match="int4"):
         EngineSettings.from_env()
+
+
+@pytest.mark.parametrize("change, complaint", [
+    ({"use_dora": True}, "DoRA"),
+    ({"modules_to_save": ["lm_head"]}, "trains whole modules"),
+    ({"peft_type": "IA3"}, "only LoRA"),
+])
+def test_adapters_the_engine_cannot_merge_are_refused(tiny_model_dir, tiny_adapters, tmp_path,
+                                                      change, complaint):
+    import json
+    import shutil
+
+    folder = tmp_path / "odd-adapter"
+    shutil.copytree(tiny_adapters[0], folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**config, **change}))
+    engine = Engine(lambda name, org: ServedModel(str(tiny_model_dir), folder))
+    with pytest.raises(ServingError, match=complaint) as caught:
+        reply(engine, "odd")
+    assert caught.value.code == "adapter_load_failed"
+    assert str(folder) in caught.value.message
