@@ -351,3 +351,16 @@ def test_two_processes_under_torchrun_match_one_process(tmp_path, tiny_model_dir
     assert completed.returncode == 0, completed.stderr[-2000:]
     ddp_csv = ddp_config.output_dir / "results.csv"
     assert losses(ddp_csv) == pytest.approx(losses(single.metrics_csv), rel=1e-5)
+
+
+def test_dpo_reference_base_measures_from_the_untuned_base(tmp_path, lora_run, tiny_model_dir):
+    """With the SFT adapter as the policy and the bare base as reference, the policy already
+    prefers "ok" over "no" at step one, so the first DPO loss is below log 2."""
+    rows = [{"input": {"messages": [{"role": "user", "content": p}]},
+             "preferred_output": [{"role": "assistant", "content": "ok"}],
+             "non_preferred_output": [{"role": "assistant", "content": "no"}]}
+            for p in prompts(12)]
+    result = run_training(config(tmp_path, lora_run[0].output_dir, rows, method="dpo",
+                                 dpo_reference="base",
+                                 hyperparameters=Hyperparameters(n_epochs=1, batch_size=4)))
+    assert losses(result.metrics_csv)[0] < 0.69 - 0.01
