@@ -18,8 +18,12 @@ from strop.settings import Settings
 
 
 @pytest.fixture
-def settings(strop_home):
-    return Settings.load(home=strop_home, worker_poll_seconds=0.05, heartbeat_seconds=0.5)
+def settings(strop_home, request):
+    # Evaluation after training costs decoding time; only tests marked `evaluate` pay for it.
+    evaluate = request.node.get_closest_marker("evaluate") is not None
+    return Settings.load(home=strop_home, worker_poll_seconds=0.05, heartbeat_seconds=0.5,
+                         evaluate_after_training=evaluate, evaluation_limit=4,
+                         evaluation_max_new_tokens=6)
 
 
 @pytest.fixture
@@ -53,11 +57,14 @@ def _all_events(api, job_id):
     return list(api.fine_tuning.jobs.list_events(job_id, limit=50))
 
 
+@pytest.mark.evaluate
 def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tiny_model_dir):
     training = _upload(api, write_jsonl(tmp_path / "train.jsonl", chat_examples(12)))
     assert training.status == "processed"
+    validation = _upload(api, write_jsonl(tmp_path / "valid.jsonl", chat_examples(14)[12:]))
     job = api.fine_tuning.jobs.create(
-        model=str(tiny_model_dir), training_file=training.id, suffix="demo", seed=3,
+        model=str(tiny_model_dir), training_file=training.id, validation_file=validation.id,
+        suffix="demo", seed=3,
         method={"type": "supervised",
                 "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4}}})
     done = _wait_status(api, job.id, {"succeeded", "failed", "cancelled"})
@@ -88,6 +95,15 @@ def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tin
     assert [checkpoint.step_number for checkpoint in checkpoints] == [6, 3]
     assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-6"
     assert checkpoints[0].metrics.train_loss is not None and checkpoints[0].metrics.step == 6
+
+    evaluation = wait_for(lambda: (state := api.get(
+        f"/fine_tuning/jobs/{job.id}/evaluation", cast_to=object))["status"] in
+        ("succeeded", "failed") and state, timeout=180)
+    assert evaluation["status"] == "succeeded", evaluation["error"]
+    groups = {comparison["group"] for comparison in evaluation["result"]["comparisons"]}
+    assert {"task", "hallucination"} <= groups and any(g.startswith("retention") for g in groups)
+    assert any(event.message.startswith("Evaluation finished")
+               for event in _all_events(api, job.id))
 
     (results_id,) = done.result_files
     results = api.files.retrieve(results_id)
@@ -135,7 +151,8 @@ def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tin
     for expected in ("job.created", "file.validated", "job.started", "job.succeeded"):
         assert expected in actions
     model_actions = [record["action"] for record in audit.records(done.fine_tuned_model)]
-    assert model_actions == ["job.succeeded", "model.exported", "model.deleted"]
+    assert model_actions == ["job.succeeded", "evaluation.completed", "model.exported",
+                             "model.deleted"]
     assert "file.uploaded" in [record["action"] for record in audit.records(training.id)]
     assert audit.verify().ok
 

@@ -41,6 +41,13 @@ class Settings(BaseModel):
         60.0, gt=0, description="a running job whose heartbeat is older is recovered")
     max_job_attempts: int = Field(
         3, ge=1, description="restarts after a crash before a job is failed")
+    evaluate_after_training: bool = Field(
+        True, description="evaluate base vs tuned (held-out data, retention, hallucination) "
+                          "when a job succeeds")
+    evaluation_limit: int | None = Field(
+        60, ge=1, description="items per evaluation suite after training; unset for all")
+    evaluation_max_new_tokens: int = Field(
+        64, ge=1, description="longest generated answer per evaluation item")
 
     @property
     def database(self) -> str:

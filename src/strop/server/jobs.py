@@ -149,3 +149,28 @@ def list_checkpoints(job_id: str, request: Request, who: Caller = Depends(caller
         except CursorNotFound as exc:
             raise APIError(400, str(exc), param="after") from None
         return cursor_page([checkpoint_object(row) for row in result.data], result.has_more)
+
+
+@router.get("/fine_tuning/jobs/{job_id}/evaluation")
+def job_evaluation(job_id: str, request: Request, who: Caller = Depends(caller)):
+    """strop's own route: the base-vs-tuned evaluation run after the job succeeded.
+
+    status is `pending` until the job succeeds and its evaluation starts, then `running`,
+    `succeeded` (with `result`), `failed` (with `error`), or `disabled` by the server's settings.
+    """
+    import json
+    from pathlib import Path
+
+    with request.app.state.store.read() as session:
+        job = _job(session, who, job_id)
+        state = dict(job.evaluation or {})
+        job_status = job.status
+    if not state:
+        enabled = request.app.state.settings.evaluate_after_training
+        state = {"status": "pending" if enabled and job_status not in ("failed", "cancelled")
+                 else "disabled" if not enabled else "not_available"}
+    result = None
+    if state.get("status") == "succeeded":
+        result = json.loads(Path(state["path"]).read_text())
+    return {"object": "fine_tuning.job.evaluation", "job_id": job_id, "job_status": job_status,
+            "status": state["status"], "error": state.get("error"), "result": result}

@@ -80,6 +80,8 @@ class Job(Base):
     stop_request: Mapped[str | None] = mapped_column(String(16), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     resume_from: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # {"status": running|succeeded|failed, "path"?: evaluation.json, "error"?: str}
+    evaluation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Event(Base):

@@ -154,6 +154,8 @@ class Worker:
             return
         if result is not None:
             self._finish(job_id, result)
+            if result.status == "succeeded":
+                self._evaluate(job_id, Path(result.output_dir).parent)
 
     def _mine(self, session, job_id: str) -> Job | None:
         """The job, re-read, if this worker still holds it."""
@@ -359,6 +361,48 @@ class Worker:
                         "output_dir": str(result.output_dir)})
         self._release(session, job)
 
+    def _evaluate(self, job_id: str, job_dir: Path) -> None:
+        """Base vs tuned on held-out data, retention and hallucination, stored with the job.
+
+        Runs after the job is marked succeeded (the model is usable at once), so a failure
+        here is recorded on the evaluation, never on the job."""
+        if not self.settings.evaluate_after_training:
+            return
+        from strop.evaluate.locate import evaluate_tuned_model
+
+        with self.store.session() as session:
+            job = job_queries.get_job(session, job_id)
+            job.evaluation = {"status": "running"}
+            job_queries.add_event(session, job_id, "Evaluating the fine-tuned model against its "
+                                                   "base on held-out data")
+        try:
+            result, paths = evaluate_tuned_model(
+                str(job_dir), limit=self.settings.evaluation_limit,
+                max_new_tokens=self.settings.evaluation_max_new_tokens)
+        except Exception as exc:  # the job stands; the evaluation says why it is missing
+            log.exception("evaluation of job %s failed", job_id)
+            with self.store.session() as session:
+                job = job_queries.get_job(session, job_id)
+                job.evaluation = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                job_queries.add_event(session, job_id, f"Evaluation failed: {exc}", level="warn")
+            return
+        evaluation_path = paths.evaluation_path
+        with self.store.session() as session:
+            job = job_queries.get_job(session, job_id)
+            job.evaluation = {"status": "succeeded", "path": str(evaluation_path)}
+            drops = result.significant_drops
+            summary = ("no significant drop" if not drops else "significant drop in "
+                       + ", ".join(f"{c.group}/{c.metric}" for c in drops))
+            job_queries.add_event(session, job_id, f"Evaluation finished: {summary}",
+                                  level="warn" if drops else "info",
+                                  data={"significant_drops": [f"{c.group}/{c.metric}"
+                                                              for c in drops]})
+            _audit("evaluation.completed", session, job,
+                   objects={"model": job.fine_tuned_model},
+                   hashes={"evaluation": "sha256:" + _sha256_file(evaluation_path)},
+                   details={"significant_drops": [f"{c.group}/{c.metric}" for c in drops],
+                            "limit": self.settings.evaluation_limit})
+
     def _finish_failed(self, job_id: str, error: dict) -> None:
         with self.store.session() as session:
             job = self._mine(session, job_id)
@@ -381,6 +425,12 @@ class Worker:
     def _release(self, session, job: Job | None) -> None:
         if job is not None and job.worker_id == self.worker_id:
             job.worker_id, job.heartbeat_at, job.stop_request = None, None, None
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _audit(action: str, session, job: Job, objects: dict | None = None,
