@@ -92,7 +92,18 @@ def test_estimate_end_to_end_on_tiny_model(tiny_model_dir, fake_throughput):
     assert result.parameters == describe(str(tiny_model_dir))["parameters"]
     assert result.training_flops == 4 * result.parameters * result.billed_tokens
     assert result.wall_seconds == pytest.approx(result.billed_tokens / 500.0)
-    assert fake_throughput == [(str(tiny_model_dir), "lora", 512)]
+    p95 = stats["per_example"]["total"]["p95"]  # short examples: calibrated at 128, not 512
+    assert 64 < p95 <= 128
+    assert fake_throughput == [(str(tiny_model_dir), "lora", 128)]
+
+
+def test_calibration_length_follows_the_data():
+    from strop.estimate import calibration_length
+
+    assert calibration_length(10, 2048) == 64
+    assert calibration_length(300, 2048) == 512
+    assert calibration_length(5000, 2048) == 2048
+    assert calibration_length(700, 600) == 600
 
 
 def test_estimate_refuses_invalid_file(tiny_model_dir, fake_throughput):

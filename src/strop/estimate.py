@@ -124,6 +124,16 @@ def training_flops(parameters: int | None, tokens: int, fine_tuning: str) -> flo
     return float(FLOPS_PER_PARAM_TOKEN[fine_tuning]) * parameters * tokens
 
 
+def calibration_length(p95_tokens: float, max_seq_length: int) -> int:
+    """The sequence length to calibrate at: supervised examples are trained one sequence each
+    (not packed to max_seq_length), so the data's long-end length (p95), rounded up to a power
+    of two so that cached calibrations are reused, and capped at the training's limit."""
+    length = 64
+    while length < p95_tokens and length < max_seq_length:
+        length *= 2
+    return min(length, max_seq_length)
+
+
 def _throughput(model: str, fine_tuning: str, max_seq_length: int) -> tuple[float | None, str]:
     try:
         from strop.train.throughput import tokens_per_second
@@ -163,7 +173,8 @@ def estimate(path: str | Path, model: str = "smollm2-135m-instruct", epochs: int
     billed = per_epoch * n_epochs
     parameters = count_parameters(model)
     flops = training_flops(parameters, billed, fine_tuning)
-    sequence = max_seq_length or min(context or 2048, 2048)
+    sequence = calibration_length(stats["per_example"]["total"]["p95"],
+                                  max_seq_length or min(context or 2048, 2048))
     rate, wall_note = _throughput(model, fine_tuning, sequence)
     flops_note = (
         "full fine-tuning: ~6 x parameters x tokens (forward 2, backward 4)"
