@@ -85,20 +85,20 @@ def run_strop(train_file: Path, rows_valid, batch_size: int, out: Path) -> dict:
     from strop.train import Hyperparameters, TrainConfig, run_training
 
     class Clock:
-        start = end = None
+        start = end = cpu_start = cpu_end = None
 
         def on_event(self, *args, **kwargs):
             pass
 
         def on_metrics(self, metrics):
-            self.end = time.perf_counter()
+            self.end, self.cpu_end = time.perf_counter(), time.process_time()
 
         def on_checkpoint(self, *args):
             pass
 
         def should_stop(self):
             if self.start is None:
-                self.start = time.perf_counter()
+                self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
     clock = Clock()
     result = run_training(TrainConfig(
@@ -109,6 +109,7 @@ def run_strop(train_file: Path, rows_valid, batch_size: int, out: Path) -> dict:
     seconds = clock.end - clock.start
     tuned = load(str(result.output_dir))
     return {"tokens": result.trained_tokens, "seconds": seconds,
+            "cpu_seconds": clock.cpu_end - clock.cpu_start,
             "tokens_per_second": result.trained_tokens / seconds,
             "valid_loss": assistant_loss(tuned.model, tuned.tokenizer, rows_valid),
             "precision": json.loads(result.manifest.read_text())["precision"]}
@@ -135,9 +136,12 @@ def run_trl(rows_train, rows_valid, batch_size: int, out: Path, precision: str) 
                        report_to="none", logging_steps=1000, seed=42, dataloader_num_workers=0),
     )
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+    cpu_start = time.process_time()
     output = trainer.train()
+    cpu_seconds = time.process_time() - cpu_start
     seconds = output.metrics["train_runtime"]
     return {"tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds,
+            "cpu_seconds": cpu_seconds,
             "valid_loss": assistant_loss(trainer.model, base.tokenizer, rows_valid)}
 
 
@@ -163,11 +167,15 @@ def main() -> None:
     print(f"model {MODEL}, LoRA r16, {args.train_examples} train / {args.valid_examples} valid "
           f"examples, batch {args.batch_size}, 1 epoch, precision {strop['precision']}, "
           f"{torch.get_num_threads()} threads")
+    # CPU seconds (this process's own compute) are printed too: on a shared machine the
+    # wall-clock rate depends on what else runs, the CPU-time rate much less.
     for name, run in (("strop", strop), ("TRL SFTTrainer", trl)):
         print(f"{name:15s} {run['tokens']:7d} tokens in {run['seconds']:7.1f} s = "
-              f"{run['tokens_per_second']:8.1f} tokens/s, validation loss {run['valid_loss']:.4f}")
-    print(f"speed ratio strop/TRL: {strop['tokens_per_second'] / trl['tokens_per_second']:.2f}x; "
-          f"validation loss strop/TRL: {strop['valid_loss'] / trl['valid_loss']:.3f}")
+              f"{run['tokens_per_second']:8.1f} tokens/s ({run['tokens'] / run['cpu_seconds']:.1f} "
+              f"per CPU-second), validation loss {run['valid_loss']:.4f}")
+    print(f"speed ratio strop/TRL: {strop['tokens_per_second'] / trl['tokens_per_second']:.2f}x "
+          f"wall clock, {trl['cpu_seconds'] / trl['tokens'] * strop['tokens'] / strop['cpu_seconds']:.2f}x "
+          f"CPU time; validation loss strop/TRL: {strop['valid_loss'] / trl['valid_loss']:.3f}")
 
 
 if __name__ == "__main__":
