@@ -32,7 +32,8 @@ def test_embedded_model_against_a_random_adapter(embedded_model_folder, tmp_path
     data.write_text("".join(json.dumps({"messages": [
         {"role": "user", "content": f"What is {a} plus {a}? Reply with the number only."},
         {"role": "assistant", "content": str(2 * a)}]}) + "\n" for a in range(2, 10)))
-    result = evaluate_models(base, tuned, data_path=data, limit=20, max_new_tokens=48)
+    result = evaluate_models(base, tuned, data_path=data, limit=20, max_new_tokens=48,
+                             progress=lambda message: print(f"{time.perf_counter() - started:7.1f} s  {message}"))
     print(f"\nload {loaded:.1f} s, evaluation {result.seconds:.1f} s "
           f"({result.settings['n_retention_items']} retention + "
           f"{result.settings['n_hallucination_items']} hallucination items + "
