@@ -103,12 +103,12 @@ def check(
     if as_json:
         _print_json(report.to_dict())
     else:
-        _print_check(file, report)
+        print_check(file, report)
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _print_check(file: Path, report) -> None:
+def print_check(file: Path, report) -> None:
     kind = report.format or "unrecognised"
     if report.errors:
         console.print(_problems_table(f"{len(report.errors) + report.errors_not_shown} errors",
@@ -163,12 +163,16 @@ def clean(
     if as_json:
         _print_json(result.to_dict())
         return
-    table = Table("", "count", title=f"{file} -> {output}")
+    print_clean(result)
+
+
+def print_clean(result) -> None:
+    table = Table("", "count", title=f"{result.input_path} -> {result.output_path}")
     table.add_row("examples in", f"{result.examples_in:,}")
     table.add_row("exact duplicates removed", f"{result.exact_duplicates:,}")
     table.add_row("near duplicates removed", f"{result.near_duplicates:,}")
     for entity, count in sorted(result.pii_counts.items()):
-        table.add_row(f"{entity} ({'found' if pii == 'report' else pii})",
+        table.add_row(f"{entity} ({'found' if result.pii_policy == 'report' else result.pii_policy})",
                       f"{count:,} in {len(result.pii_lines[entity]):,} lines")
     table.add_row("examples out", f"{result.examples_out:,}")
     console.print(table)
@@ -251,6 +255,10 @@ def estimate_command(
     if as_json:
         _print_json(result.to_dict())
         return
+    print_estimate(result)
+
+
+def print_estimate(result) -> None:
     console.print(f"{result.examples:,} {result.format} examples x {result.epochs} epochs"
                   f"{' (auto)' if result.epochs_auto else ''} = "
                   f"[bold]{result.billed_tokens:,}[/] billed tokens "
