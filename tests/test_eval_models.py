@@ -181,3 +181,22 @@ def test_limit_samples_every_area_and_caps_budgets(tiny):
     assert result.get("retention", "overall") is not None
     assert result.get("hallucination", "hallucination_rate").base.n == 8
     json.dumps(result.to_dict())
+
+
+def test_a_merged_lora_answers_like_the_unmerged_one_and_is_restored(complying_tuned):
+    import torch
+
+    conversations = [[{"role": "user", "content": prompt}] for prompt in PROMPTS + BENIGN]
+    budgets = [24] * len(conversations)
+    before = {name: tensor.clone() for name, tensor in complying_tuned.model.state_dict().items()
+              if "base_layer" in name}
+    merged = LocalModel(complying_tuned, batch_size=8)
+    unmerged = LocalModel(complying_tuned, batch_size=8, merge_adapter=False)
+    assert merged.generate(conversations, budgets) == unmerged.generate(conversations, budgets)
+    for a, b in zip(merged.reference_scores(conversations[:4], [COMPLIANCE] * 4),
+                    unmerged.reference_scores(conversations[:4], [COMPLIANCE] * 4)):
+        assert a.correct == b.correct and a.loss_sum == pytest.approx(b.loss_sum, abs=1e-3)
+    after = complying_tuned.model.state_dict()
+    assert not getattr(complying_tuned.model, "merged", False)
+    for name, tensor in before.items():
+        torch.testing.assert_close(after[name], tensor, atol=1e-5, rtol=1e-5)

@@ -36,8 +36,10 @@ class LocalModel:
     """
 
     def __init__(self, loaded, name: str | None = None, batch_size: int = 16,
-                 context: Callable[[], ContextManager] | None = None):
+                 context: Callable[[], ContextManager] | None = None,
+                 merge_adapter: bool = True):
         self.model = loaded.model
+        self.merge_adapter = merge_adapter
         self.tokenizer = loaded.tokenizer
         self.name = name or loaded.source.name
         self.batch_size = batch_size
@@ -46,6 +48,30 @@ class LocalModel:
         self.eos_ids = sorted(stop_token_ids(self.model, self.tokenizer))
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
+
+    @contextlib.contextmanager
+    def _session(self):
+        """Around a whole generate/score call: the caller's context (e.g. adapter off), and
+        for a LoRA model run as itself, the adapter merged into the weights for the duration,
+        so each step costs what the base model costs instead of adding two small matmuls per
+        layer. Unmerging subtracts the same product again (float32 round-off only)."""
+        with self.context():
+            merged = False
+            if self.context is contextlib.nullcontext and self.merge_adapter:
+                merge = getattr(self.model, "merge_adapter", None)
+                already = any(getattr(module, "merged", False) is True
+                              for module in self.model.modules())
+                if merge is not None and not already:
+                    try:
+                        merge()
+                        merged = True
+                    except (ValueError, NotImplementedError, AttributeError):
+                        merged = False  # adapter types that cannot merge run unmerged
+            try:
+                yield
+            finally:
+                if merged:
+                    self.model.unmerge_adapter()
 
     def describe(self) -> dict:
         dtype = next(self.model.parameters()).dtype
@@ -75,13 +101,18 @@ class LocalModel:
 
     def generate(self, conversations: list[list[dict]], budgets: list[int],
                  progress: Progress = None) -> list[str]:
-        import torch
-        from transformers import GenerationConfig
-
         prompts = [self._prompt_ids(messages, budget)
                    for messages, budget in zip(conversations, budgets)]
         order = sorted(range(len(prompts)), key=lambda i: (budgets[i], len(prompts[i])))
         outputs: list[str] = [""] * len(prompts)
+        with self._session():
+            self._generate_batches(prompts, budgets, order, outputs, progress)
+        return outputs
+
+    def _generate_batches(self, prompts, budgets, order, outputs, progress) -> None:
+        import torch
+        from transformers import GenerationConfig
+
         done = 0
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
@@ -89,7 +120,7 @@ class LocalModel:
             ids, mask = self._left_padded([prompts[i] for i in batch])
             config = GenerationConfig(max_new_tokens=budget, do_sample=False,
                                       pad_token_id=self.pad_id, eos_token_id=self.eos_ids)
-            with self.context(), torch.inference_mode():
+            with torch.inference_mode():
                 generated = self.model.generate(input_ids=ids, attention_mask=mask,
                                                 generation_config=config)
             for row, index in enumerate(batch):
@@ -102,7 +133,6 @@ class LocalModel:
             done += len(batch)
             if progress:
                 progress(f"{self.name}: generated {done}/{len(prompts)}")
-        return outputs
 
     def _reference_ids(self, prompt: list[dict], reference: str) -> tuple[list[int], int]:
         """Token ids of prompt + reference answer, and how many of them are the reference."""
@@ -127,14 +157,19 @@ class LocalModel:
 
     def reference_scores(self, prompts: list[list[dict]], references: list[str],
                          progress: Progress = None) -> list[ReferenceScore]:
-        import torch
-        import torch.nn.functional as F
-
         rows = [self._reference_ids(prompt, reference)
                 for prompt, reference in zip(prompts, references)]
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
         scores: list[ReferenceScore | None] = [None] * len(rows)
         batch_size = max(1, self.batch_size // 2)
+        with self._session():
+            self._score_batches(rows, order, scores, batch_size, progress)
+        return scores  # type: ignore[return-value]
+
+    def _score_batches(self, rows, order, scores, batch_size, progress) -> None:
+        import torch
+        import torch.nn.functional as F
+
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             ids, mask = self._left_padded([rows[i][0] for i in batch])
@@ -142,7 +177,7 @@ class LocalModel:
             # need logits: the vocabulary projection is the costliest part of a small model.
             keep = max(rows[i][1] for i in batch) + 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with self.context(), torch.inference_mode():
+            with torch.inference_mode():
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                                     logits_to_keep=keep).logits.float()
             for row, index in enumerate(batch):
@@ -155,7 +190,6 @@ class LocalModel:
             if progress:
                 progress(f"{self.name}: scored {min(start + batch_size, len(order))}/"
                          f"{len(order)} references")
-        return scores  # type: ignore[return-value]
 
 
 class EndpointModel:
