@@ -113,6 +113,7 @@ def test_model_card_has_metadata_and_numbers(tmp_path, manifest, evaluation):
     assert "0.900 [0.699, 0.972]" in text  # Wilson interval of 18/20
     assert "-0.600" in text and "(significant drop)" in text
     assert "EMAIL_ADDRESS: 4" in text and "3.3e+13 FLOPs" in text and "182.5 s" in text
+    assert "trained tokens: 61,234" in text
 
 
 def test_model_card_without_evaluation_says_so(tmp_path, manifest):

@@ -92,7 +92,9 @@ def _metadata(manifest: dict, result: EvaluationResult | None, name: str) -> dic
 def _number(value, unit: str = "") -> str:
     if value is None:
         return "not recorded"
-    if isinstance(value, float) or (isinstance(value, int) and value > 10_000):
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
+    if isinstance(value, float):
         return f"{value:.4g}{unit}"
     return f"{value}{unit}"
 
@@ -118,8 +120,10 @@ def model_card_markdown(manifest: dict, evaluation=None, data_summary: dict | No
              "Described by hashes and counts only; the content is not reproduced here.", "",
              f"- Training file sha256: `{manifest.get('training_file_sha256')}` "
              f"({manifest.get('n_train_examples', '?')} examples)",
-             f"- Validation file sha256: `{manifest.get('validation_file_sha256') or 'none'}` "
-             f"({manifest.get('n_validation_examples', '?')} examples)"]
+             f"- Validation: " + (f"file sha256 `{manifest['validation_file_sha256']}`"
+                                  if manifest.get("validation_file_sha256")
+                                  else "held out from the training file")
+             + f" ({manifest.get('n_validation_examples', '?')} examples)"]
     if data_summary:
         for key, value in data_summary.items():
             if key in ("pii_counts", "pii_findings") and isinstance(value, dict):
