@@ -6,7 +6,7 @@ Each group of verbs lives in its own module and registers itself on `app` when i
 from __future__ import annotations
 
 from strop.cli.app import app
-from strop.cli import chat, data, evaluate, models, keys, serve, train  # noqa: F401  (registers verbs)
+from strop.cli import chat, data, evaluate, keys, models, quickstart, serve, train  # noqa: F401
 
 
 def main() -> None:

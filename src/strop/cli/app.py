@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
@@ -12,8 +14,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Piped output (logs, CI) gets a width that fits the tables instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 # Exit statuses shared by every verb: 0 clean, 1 problems found, 2 usage error.
 EXIT_PROBLEMS = 1
@@ -22,7 +25,7 @@ EXIT_USAGE = 2
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print `message` as an error and return the Exit to raise."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, emoji=False)
     return typer.Exit(code)
 
 
