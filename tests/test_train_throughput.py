@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 
-def test_calibration_measures_once_and_caches(tiny_model_dir, strop_home, monkeypatch):
+@pytest.fixture
+def one_thread():
+    # Two threads on a shared 2-core machine spin in barriers. The thread count is part of the
+    # cache key, so it must stay the same for the whole test.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_calibration_measures_once_and_caches(tiny_model_dir, strop_home, monkeypatch,
+                                              one_thread):
     from strop.train import throughput
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads on a shared 2-core machine spin in barriers
-    try:
-        first = throughput.tokens_per_second(str(tiny_model_dir), "lora", 64)
-    finally:
-        torch.set_num_threads(threads)
+    first = throughput.tokens_per_second(str(tiny_model_dir), "lora", 64)
     assert first > 0
     cache = json.loads((strop_home / "calibration.json").read_text())
     (key,) = cache
     assert str(tiny_model_dir) in key and "|lora|64|" in key and torch.__version__ in key
+    assert "x1 threads" in key
 
     def no_measuring(*args):
         raise AssertionError("a cached rate must not be measured again")
