@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,9 @@ class Engine:
         self.settings = settings or EngineSettings()
         self._lock = threading.Lock()
         self._bases: OrderedDict[str, _Base] = OrderedDict()
+        # Adapters trained on one base save identical tokenizer files; they share one object
+        # (a 49k-token tokenizer is several MB, as much as a small adapter).
+        self._tokenizers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -283,7 +287,16 @@ class Engine:
             return base.tokenizer
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        digest = hashlib.sha256()
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and ("token" in path.name or path.name.startswith("chat_template")
+                                   or path.name in ("vocab.json", "merges.txt")):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        key = digest.hexdigest()
+        tokenizer = self._tokenizers.get(key)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            self._tokenizers[key] = tokenizer
         if len(tokenizer) > base.model.get_input_embeddings().weight.shape[0]:
             raise ServingError(
                 f"The tokenizer in {folder} has {len(tokenizer)} tokens but {base.name} has "
