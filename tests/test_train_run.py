@@ -364,3 +364,16 @@ def test_dpo_reference_base_measures_from_the_untuned_base(tmp_path, lora_run, t
                                  dpo_reference="base",
                                  hyperparameters=Hyperparameters(n_epochs=1, batch_size=4)))
     assert losses(result.metrics_csv)[0] < 0.69 - 0.01
+
+
+def test_validation_split_is_kept_on_disk_for_evaluation(tmp_path, tiny_model_dir):
+    rows = [{"messages": [{"role": "user", "content": f"{p} {index}"},
+                          {"role": "assistant", "content": "ok"}]}
+            for index, p in enumerate(prompts(20))]
+    result = run_training(config(tmp_path, tiny_model_dir, rows,
+                                 hyperparameters=Hyperparameters(n_epochs=1, batch_size=4)))
+    manifest = json.loads(result.manifest.read_text())
+    held_out = [json.loads(line) for line in Path(manifest["held_out_file"]).read_text().splitlines()]
+    assert len(held_out) == 4 == manifest["n_validation_examples"]  # validation_split 0.2
+    assert all(row in rows for row in held_out)
+    assert manifest["n_train_examples"] == 16

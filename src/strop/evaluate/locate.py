@@ -123,9 +123,9 @@ def evaluate_tuned_model(model: str, base: str | None = None, data_path=None,
 
     base_model, tuned_model, paths = load_pair(model, base, dtype, progress)
     manifest = paths.manifest() or {}
-    if data_path is None and manifest.get("validation_file") and Path(
-            manifest["validation_file"]).is_file():
-        data_path = manifest["validation_file"]  # the job's own held-out data
+    if data_path is None:  # the job's own held-out data: its validation file or split
+        data_path = next((manifest[key] for key in ("validation_file", "held_out_file")
+                          if manifest.get(key) and Path(manifest[key]).is_file()), None)
     result = evaluate_models(base_model, tuned_model, data_path=data_path, suites=suites,
                              max_new_tokens=max_new_tokens, limit=limit, progress=progress)
     if save:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from strop.data.records import write_records
 from strop.train import hyperparameters
 from strop.train.config import NullCallback, TrainCallback, TrainConfig, TrainingError, TrainResult
 from strop.train.engine import TargetLogProbs, batch_log_probs, dpo_loss, resolve_precision, sequence_sums
@@ -42,6 +43,8 @@ from strop.train.outputs import (
 from strop.train.packing import pack
 from strop.train.records import PreferencePair, pack_documents, read_jsonl, tokenize_records
 from strop.train.setup import TrainableModel, load_trainable, pad_token_id
+
+HELD_OUT_FILE = "held_out.jsonl"  # the validation split taken from the training file
 
 
 @dataclass
@@ -229,8 +232,8 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
 
 def _read_data(config: TrainConfig, tokenizer, context: int, callback) -> Data:
     method = config.method
-    train = tokenize_records(read_jsonl(config.training_file), tokenizer, method,
-                             config.training_file.name)
+    records = read_jsonl(config.training_file)
+    train = tokenize_records(records, tokenizer, method, config.training_file.name)
     valid = []
     if config.validation_file is not None:
         valid = tokenize_records(read_jsonl(config.validation_file, "validation_file"),
@@ -242,6 +245,9 @@ def _read_data(config: TrainConfig, tokenizer, context: int, callback) -> Data:
         held = max(1, round(len(train) * config.validation_split))
         valid = [train[i] for i in sorted(order[:held])]
         train = [train[i] for i in sorted(order[held:])]
+        # Kept on disk so the evaluation after training scores the same unseen examples.
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        write_records(config.output_dir / HELD_OUT_FILE, [records[i] for i in sorted(order[:held])])
         callback.on_event("info", f"Held out {held} training examples for validation "
                           f"(validation_split {config.validation_split})")
     if not train:
@@ -549,6 +555,8 @@ def _manifest(config, trainable: TrainableModel, plan, precision, progress, stat
         "validation_file": str(config.validation_file) if config.validation_file else None,
         "validation_file_sha256": sha256_file(config.validation_file)
         if config.validation_file else None,
+        "held_out_file": str(config.output_dir / HELD_OUT_FILE)
+        if (config.output_dir / HELD_OUT_FILE).is_file() and not config.validation_file else None,
         "method": config.method,
         "fine_tuning": config.fine_tuning,
         "precision": precision,
