@@ -47,6 +47,15 @@ class ConsoleReporter(Reporter):
         console.print(f"[yellow]{message}[/]")
 
     def training_progress(self, step: int, total: int, metrics: dict) -> None:
+        losses = f"train loss {metrics.get('train_loss') or 0:.3f}"
+        if metrics.get("valid_loss") is not None:
+            losses += f"  valid loss {metrics['valid_loss']:.3f}"
+        if metrics.get("tokens_per_second"):
+            losses += f"  {metrics['tokens_per_second']:.0f} trained tok/s"
+        if not console.is_terminal:  # a log gets a line per tenth of the run instead of a bar
+            if step == total or step % max(1, total // 10) == 0:
+                console.print(f"step {step}/{total}  {losses}")
+            return
         if self.progress is None:
             self.progress = Progress(
                 TextColumn("training"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
@@ -54,11 +63,6 @@ class ConsoleReporter(Reporter):
                 console=console)
             self.progress.start()
             self.task = self.progress.add_task("train", total=total or None, losses="")
-        losses = f"train loss {metrics.get('train_loss', 0):.3f}"
-        if metrics.get("valid_loss") is not None:
-            losses += f"  valid loss {metrics['valid_loss']:.3f}"
-        if metrics.get("tokens_per_second"):
-            losses += f"  {metrics['tokens_per_second']:.0f} tok/s"
         self.progress.update(self.task, completed=step, total=total or None, losses=losses)
 
     def _close_progress(self) -> None:
@@ -89,7 +93,7 @@ class ConsoleReporter(Reporter):
 @app.command()
 def quickstart(
     model: str = typer.Option("smollm2-135m-instruct", "--model", "-m"),
-    epochs: int = typer.Option(3, "--epochs", min=1, max=50),
+    epochs: int = typer.Option(1, "--epochs", min=1, max=50),
     eval_limit: int = typer.Option(20, "--eval-limit", min=1,
                                    help="items per evaluation suite (the full suites: strop eval)"),
     base_url: str = typer.Option(None, "--base-url",
