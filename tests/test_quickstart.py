@@ -35,6 +35,9 @@ class Recorder(Reporter):
     def evaluated(self, evaluation):
         self.evaluation = evaluation
 
+    def reported(self, report):
+        self.report = report
+
     def compared(self, rows, voice_base, voice_tuned):
         self.rows = rows
 
@@ -80,6 +83,10 @@ def test_quickstart_runs_the_whole_lifecycle_and_reuses_its_job(tmp_path, tiny_m
     assert first.evaluation["status"] == "succeeded"
     groups = {c["group"] for c in first.evaluation["result"]["comparisons"]}
     assert "task" in groups and "hallucination" in groups
+    assert first.report.evaluated and first.report.html.is_file()
+    report_text = first.report.markdown.read_text()
+    assert result.fine_tuned_model in report_text and "EMAIL_ADDRESS" in report_text
+    assert "@example.com" not in report_text  # PII counts, never values
     assert len(first.rows) == 2 and all("base" in row and "tuned" in row for row in first.rows)
     assert set(result.stage_seconds) == {"check and clean", "estimate", "upload", "fine-tune",
                                          "evaluate", "chat"}

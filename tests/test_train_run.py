@@ -377,3 +377,4 @@ def test_validation_split_is_kept_on_disk_for_evaluation(tmp_path, tiny_model_di
     assert len(held_out) == 4 == manifest["n_validation_examples"]  # validation_split 0.2
     assert all(row in rows for row in held_out)
     assert manifest["n_train_examples"] == 16
+    assert "threads" in manifest["hardware"]  # the report's compute section reads it

@@ -52,6 +52,7 @@ class QuickstartResult:
     side_by_side: list[dict] = field(default_factory=list)
     voice_base: float = 0.0
     voice_tuned: float = 0.0
+    report: object | None = None  # strop.reporting.ModelReport
 
 
 def _free_port() -> int:
@@ -118,6 +119,7 @@ class Reporter:
     def note(self, message: str) -> None: ...
     def training_progress(self, step: int, total: int, metrics: dict) -> None: ...
     def evaluated(self, evaluation: dict) -> None: ...
+    def reported(self, report) -> None: ...
     def compared(self, rows: list[dict], voice_base: float, voice_tuned: float) -> None: ...
 
 
@@ -200,6 +202,7 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
     from strop.data.tokenizer import load_tokenizer
     from strop.data.validate import validate_file
     from strop.estimate import estimate
+    from strop.reporting import write_model_report
 
     timings: dict[str, float] = {}
     workdir = strop_home() / "quickstart"
@@ -261,6 +264,10 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
         reporter.stage(6, "Evaluate base vs tuned on held-out data")
         evaluation = _evaluation(client, job.id)
         reporter.evaluated(evaluation)
+        report = write_model_report(job.fine_tuned_model, workdir / "report",
+                                    data_report=workdir / "support.clean.report.json",
+                                    actor="quickstart")
+        reporter.reported(report)
         timings["evaluate"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -275,4 +282,4 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
         if service:
             service.__exit__(None, None, None)
     return QuickstartResult(job.id, job.fine_tuned_model, reused, timings, evaluation, rows,
-                            voice_base, voice_tuned)
+                            voice_base, voice_tuned, report)

@@ -153,28 +153,15 @@ def report_command(
                                      help="JSON from `strop data clean` (PII counts, dupes)"),
 ) -> None:
     """Write a technical report (Markdown, HTML, charts) and a model card for a tuned model."""
-    from strop.evaluate.locate import LocateError, locate
+    from strop.evaluate.locate import LocateError
+    from strop.reporting import ReportError, write_model_report
 
     try:
-        paths = locate(model)
-    except LocateError as exc:
+        report = write_model_report(model, out, evaluation, data_report)
+    except (LocateError, ReportError) as exc:
         raise fail(str(exc))
-    manifest = paths.manifest()
-    if manifest is None:
-        raise fail(f"no {paths.model_dir}/../manifest.json: the report needs the training "
-                   "manifest a strop run writes")
-    evaluation_path = evaluation or paths.evaluation_path
-    stored = json.loads(evaluation_path.read_text()) if evaluation_path.is_file() else None
-    if stored is None:
-        errors.print(f"[yellow]note:[/] no evaluation at {evaluation_path}; run `strop eval "
+    if not report.evaluated:
+        errors.print(f"[yellow]note:[/] no evaluation found for {model}; run `strop eval "
                      f"{model}` first for sections 2.4 and 3", highlight=False)
-    data = json.loads(data_report.read_text()) if data_report else None
-    seeds = [model, str(paths.model_dir)] + ([paths.job_id] if paths.job_id else [])
-    records = audit.related_records(seeds)
-    markdown_path, html_path = audit.write_report(out, model, manifest, stored, records,
-                                                  data_report=data)
-    card = audit.write_model_card(Path(out) / "README.md", manifest, stored, data, name=model)
-    audit.append("model.reported", actor="cli", objects={"model": model},
-                 details={"output": str(out)})
-    console.print(f"wrote {markdown_path}, {html_path} and the model card {card}",
-                  highlight=False, emoji=False)
+    console.print(f"wrote {report.markdown}, {report.html} and the model card "
+                  f"{report.model_card}", highlight=False, emoji=False)

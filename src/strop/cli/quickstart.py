@@ -80,6 +80,13 @@ class ConsoleReporter(Reporter):
             return
         print_evaluation(as_result(evaluation["result"]))
 
+    def reported(self, report) -> None:
+        charts = sorted(str(path) for path in report.markdown.parent.glob("*.png"))
+        console.print(f"Report for auditors: {report.html} (Markdown: {report.markdown}); "
+                      f"model card: {report.model_card}", highlight=False)
+        if charts:
+            console.print("Charts: " + ", ".join(charts), highlight=False)
+
     def compared(self, rows: list[dict], voice_base: float, voice_tuned: float) -> None:
         for row in rows:
             table = Table("base model", "tuned model", title=row["question"], show_lines=True,
@@ -117,5 +124,6 @@ def quickstart(
                         result.stage_seconds.items())
     console.print(f"Tuned model: [bold]{result.fine_tuned_model}[/] (job {result.job_id})")
     console.print(f"Wall time {time.perf_counter() - started:.0f} s: {timings}")
-    console.print("Next: `strop report MODEL -o report/` for the auditor's report, "
-                  "`strop chat -m MODEL` to talk to it, `strop serve` for the API.")
+    console.print(f"Next: `strop chat -m {result.fine_tuned_model}` to talk to it, "
+                  "`strop serve` for the API, `strop audit verify` to check the trail.",
+                  highlight=False)

@@ -28,6 +28,7 @@ import torch
 
 from strop.data.records import write_records
 from strop.train import hyperparameters
+from strop.train.throughput import machine_id
 from strop.train.config import NullCallback, TrainCallback, TrainConfig, TrainingError, TrainResult
 from strop.train.engine import TargetLogProbs, batch_log_probs, dpo_loss, resolve_precision, sequence_sums
 from strop.train.masking import Tokenized
@@ -559,6 +560,7 @@ def _manifest(config, trainable: TrainableModel, plan, precision, progress, stat
         if (config.output_dir / HELD_OUT_FILE).is_file() and not config.validation_file else None,
         "method": config.method,
         "fine_tuning": config.fine_tuning,
+        "hardware": machine_id(),
         "precision": precision,
         "seed": config.seed,
         "config": config.model_dump(mode="json"),
