@@ -213,7 +213,7 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
 
     started = time.perf_counter()
     reporter.stage(1, f"Check the data ({train_path})")
-    tokenizer, context_length = load_tokenizer(options.model)
+    tokenizer, context_length = load_tokenizer(options.model, progress=reporter.note)
     reporter.data_checked(train_path, validate_file(train_path, tokenizer, context_length))
     reporter.stage(2, "Clean it: remove duplicates, pseudonymize personal data")
     cleaned = workdir / "support.clean.jsonl"

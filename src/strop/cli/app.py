@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
 import typer
 from rich.console import Console
+
+# strop draws its own progress; the libraries' per-load bars and deprecation notices about their
+# own internals are noise to a user (the environment variable reaches child processes too).
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
 
 app = typer.Typer(
     name="strop",

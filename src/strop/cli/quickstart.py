@@ -44,7 +44,8 @@ class ConsoleReporter(Reporter):
         print_estimate(estimate)
 
     def note(self, message: str) -> None:
-        console.print(f"[yellow]{message}[/]")
+        style = "yellow" if message.startswith(("warn", "error")) else "dim"
+        console.print(f"[{style}]{message}[/]", highlight=False)
 
     def training_progress(self, step: int, total: int, metrics: dict) -> None:
         losses = f"train loss {metrics.get('train_loss') or 0:.3f}"

@@ -113,7 +113,7 @@ def convert(
     staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     started = time.perf_counter()
-    progress(f"Converting {gguf.name} to a trainable checkpoint (once; about 20-40 s)")
+    progress(f"Converting {gguf.name} to a trainable checkpoint (once; about a minute)")
     progress("reading and de-quantizing the GGUF weights")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     dequantized = AutoModelForCausalLM.from_pretrained(
