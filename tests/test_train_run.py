@@ -378,3 +378,20 @@ def test_validation_split_is_kept_on_disk_for_evaluation(tmp_path, tiny_model_di
     assert all(row in rows for row in held_out)
     assert manifest["n_train_examples"] == 16
     assert "threads" in manifest["hardware"]  # the report's compute section reads it
+
+
+def test_training_reads_files_as_validation_does(tmp_path, tiny_model_dir):
+    """A BOM and blank lines only warn in validation, so training must accept them too; a
+    broken line is refused with its line number."""
+    lines = [json.dumps(row) for row in chat_rows(12)]
+    training = tmp_path / "bom.jsonl"
+    training.write_bytes(b"\xef\xbb\xbf" + "\n\n".join(lines).encode() + b"\n")
+    result = run_training(config(tmp_path, tiny_model_dir, training_file=training,
+                                 hyperparameters=Hyperparameters(n_epochs=1, batch_size=4)))
+    assert result.status == "succeeded"
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(lines[:3] + ["{not json"] + lines[3:]) + "\n")
+    with pytest.raises(TrainingError, match="Line 4") as info:
+        run_training(config(tmp_path, tiny_model_dir, training_file=broken))
+    assert info.value.code == "invalid_file" and info.value.param == "training_file"

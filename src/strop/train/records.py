@@ -7,7 +7,6 @@ train on with the line number, because the CLI can be pointed at any file.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,24 +29,17 @@ class PreferencePair:
 
 
 def read_jsonl(path: Path, param: str = "training_file") -> list[dict]:
+    """The file's records, read exactly as validation read them (BOM and blank lines skipped,
+    invalid UTF-8 named by its byte offset), with failures as TrainingError."""
+    from strop.data.records import DataFileError, read_records
+
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"{path}: no such file", "invalid_file", param)
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingError(f"{path.name} line {number}: not valid JSON ({exc.msg})",
-                                    "invalid_file", param) from None
-            if not isinstance(record, dict):
-                raise TrainingError(f"{path.name} line {number}: expected a JSON object",
-                                    "invalid_file", param)
-            records.append(record)
-    return records
+    try:
+        return [record.data for record in read_records(path)]
+    except DataFileError as exc:
+        raise TrainingError(f"{path.name}: {exc}", "invalid_file", param) from None
 
 
 def _assistant_turns(output, where: str) -> list[dict]:
