@@ -100,6 +100,7 @@ def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tin
         f"/fine_tuning/jobs/{job.id}/evaluation", cast_to=object))["status"] in
         ("succeeded", "failed") and state, timeout=180)
     assert evaluation["status"] == "succeeded", evaluation["error"]
+    assert evaluation["result"]["tuned"]["name"] == done.fine_tuned_model
     groups = {comparison["group"] for comparison in evaluation["result"]["comparisons"]}
     assert {"task", "hallucination"} <= groups and any(g.startswith("retention") for g in groups)
     assert any(event.message.startswith("Evaluation finished")

@@ -115,13 +115,19 @@ def load_pair(model: str, base: str | None = None, dtype: str = "float32",
 def evaluate_tuned_model(model: str, base: str | None = None, data_path=None,
                          suites=("retention", "hallucination"), limit: int | None = None,
                          max_new_tokens: int = 64, dtype: str = "float32", progress=None,
-                         save: bool = True):
+                         save: bool = True, name: str | None = None):
     """Load a tuned model and its base, evaluate, and (with `save`) write evaluation.json and
-    evaluation.png beside the job. What the worker calls after a job succeeds."""
+    evaluation.png beside the job. What the worker calls after a job succeeds, with `name` the
+    ft: name to label the tuned model by."""
     from strop.evaluate.charts import plot_comparison
     from strop.evaluate.compare import evaluate_models
 
+    from strop.models import ModelSource
+
     base_model, tuned_model, paths = load_pair(model, base, dtype, progress)
+    if name:  # how results and charts label the tuned model, e.g. its ft: name
+        tuned_model.source = ModelSource(name, tuned_model.source.kind,
+                                         tuned_model.source.location)
     manifest = paths.manifest() or {}
     if data_path is None:  # the job's own held-out data: its validation file or split
         data_path = next((manifest[key] for key in ("validation_file", "held_out_file")

@@ -373,12 +373,13 @@ class Worker:
         with self.store.session() as session:
             job = job_queries.get_job(session, job_id)
             job.evaluation = {"status": "running"}
+            model_name = job.fine_tuned_model
             job_queries.add_event(session, job_id, "Evaluating the fine-tuned model against its "
                                                    "base on held-out data")
         try:
             result, paths = evaluate_tuned_model(
                 str(job_dir), limit=self.settings.evaluation_limit,
-                max_new_tokens=self.settings.evaluation_max_new_tokens)
+                max_new_tokens=self.settings.evaluation_max_new_tokens, name=model_name)
         except Exception as exc:  # the job stands; the evaluation says why it is missing
             log.exception("evaluation of job %s failed", job_id)
             with self.store.session() as session:
