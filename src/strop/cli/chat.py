@@ -28,10 +28,20 @@ def _reply(loaded, messages: list[dict], params: SamplingParams) -> str:
     return "".join(pieces)
 
 
+def _model_folder(name: str) -> str:
+    """ft: names (and their checkpoints) live in the service's store; the rest load by name."""
+    if not name.startswith("ft:"):
+        return name
+    from strop.evaluate.locate import locate
+
+    return str(locate(name).model_dir)  # LocateError is a ValueError naming what was tried
+
+
 @app.command()
 def chat(
     message: str = typer.Argument(None, help="Message to send; omit for an interactive loop."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model name or folder."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m",
+                              help="Base model name or folder, tuned model folder, or ft: name."),
     system: str = typer.Option(None, "--system", help="System prompt."),
     max_tokens: int = typer.Option(256, "--max-tokens", min=1),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, max=2.0,
@@ -43,7 +53,7 @@ def chat(
     try:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                 seed=seed)
-        loaded = load(model, progress=progress_printer)
+        loaded = load(_model_folder(model), progress=progress_printer)
     except (ModelError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
     history: list[dict] = [{"role": "system", "content": system}] if system else []
