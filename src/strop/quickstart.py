@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -226,12 +226,11 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
     reporter.estimated(estimate(cleaned, options.model, options.n_epochs))
     timings["estimate"] = time.perf_counter() - started
 
-    service = (background_service(workdir / "server.log",
-                                  {"evaluation_limit": str(options.eval_limit),
-                                   "evaluation_max_new_tokens": str(options.max_answer_tokens)})
-               if options.base_url is None else None)
-    base_url = service.__enter__() if service else options.base_url
-    try:
+    with ExitStack() as stack:
+        base_url = options.base_url or stack.enter_context(background_service(
+            workdir / "server.log",
+            {"evaluation_limit": str(options.eval_limit),
+             "evaluation_max_new_tokens": str(options.max_answer_tokens)}))
         client = _client(base_url)
         started = time.perf_counter()
         reporter.stage(4, f"Upload through the OpenAI client ({base_url})")
@@ -278,8 +277,5 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
         voice_tuned = sum(row["tuned_voice"] for row in rows) / len(rows)
         reporter.compared(rows, voice_base, voice_tuned)
         timings["chat"] = time.perf_counter() - started
-    finally:
-        if service:
-            service.__exit__(None, None, None)
     return QuickstartResult(job.id, job.fine_tuned_model, reused, timings, evaluation, rows,
                             voice_base, voice_tuned, report)

@@ -81,6 +81,10 @@ def plot_comparison(result, path: str | Path) -> Path:
     axes[0, 0].legend(loc="lower right", fontsize=8)
     figure.suptitle("Base vs tuned (bars: 95% intervals; \u25bc significant drop)", fontsize=11)
     figure.tight_layout()
+    return _save(plt, figure, path)
+
+
+def _save(plt, figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -134,8 +138,4 @@ def plot_loss_curves(results_csv: str | Path, path: str | Path) -> Path:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)

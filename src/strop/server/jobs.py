@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -127,28 +129,28 @@ def resume_job(job_id: str, request: Request, who: Caller = Depends(caller)):
     return _change(request, who, job_id, job_queries.resume, "job.resumed")
 
 
-@router.get("/fine_tuning/jobs/{job_id}/events")
-def list_events(job_id: str, request: Request, who: Caller = Depends(caller),
-                after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
+def _job_page(request: Request, who: Caller, job_id: str, query, to_object, after, limit):
+    """One cursor page of a job's events or checkpoints, after checking the caller owns it."""
     with request.app.state.store.read() as session:
         _job(session, who, job_id)
         try:
-            result = job_queries.list_events(session, job_id, after=after, limit=limit)
+            result = query(session, job_id, after=after, limit=limit)
         except CursorNotFound as exc:
             raise APIError(400, str(exc), param="after") from None
-        return cursor_page([event_object(event) for event in result.data], result.has_more)
+        return cursor_page([to_object(row) for row in result.data], result.has_more)
+
+
+@router.get("/fine_tuning/jobs/{job_id}/events")
+def list_events(job_id: str, request: Request, who: Caller = Depends(caller),
+                after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
+    return _job_page(request, who, job_id, job_queries.list_events, event_object, after, limit)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
 def list_checkpoints(job_id: str, request: Request, who: Caller = Depends(caller),
                      after: str | None = None, limit: int = Query(10, ge=1, le=100)):
-    with request.app.state.store.read() as session:
-        _job(session, who, job_id)
-        try:
-            result = job_queries.list_checkpoints(session, job_id, after=after, limit=limit)
-        except CursorNotFound as exc:
-            raise APIError(400, str(exc), param="after") from None
-        return cursor_page([checkpoint_object(row) for row in result.data], result.has_more)
+    return _job_page(request, who, job_id, job_queries.list_checkpoints, checkpoint_object,
+                     after, limit)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/evaluation")
@@ -158,9 +160,6 @@ def job_evaluation(job_id: str, request: Request, who: Caller = Depends(caller))
     status is `pending` until the job succeeds and its evaluation starts, then `running`,
     `succeeded` (with `result`), `failed` (with `error`), or `disabled` by the server's settings.
     """
-    import json
-    from pathlib import Path
-
     with request.app.state.store.read() as session:
         job = _job(session, who, job_id)
         state = dict(job.evaluation or {})
