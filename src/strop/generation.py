@@ -1,8 +1,9 @@
 """Chat-template rendering and token-by-token generation with a KV cache.
 
 The loop is written out rather than delegated to `generate()`: the server needs to stream, stop
-on strings, stop when a client disconnects and count usage, and a plain loop over
-`model(..., past_key_values=cache, logits_to_keep=1)` does all of that with less overhead.
+on strings, stop when a client disconnects and count usage. Each step runs through
+strop.decoder's written-out forward where the architecture allows it, and through the model's
+own forward with a KV cache otherwise.
 """
 
 from __future__ import annotations
@@ -76,29 +77,55 @@ def _sample(logits, params: SamplingParams, generator):
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+class _TransformersSession:
+    """The model's own forward with a growing cache: for architectures strop.decoder refuses."""
+
+    def __init__(self, model):
+        from transformers import DynamicCache
+
+        self.model = model
+        self.cache = DynamicCache()
+
+    def forward(self, token_ids: list[int]):
+        import torch
+
+        with torch.inference_mode():
+            output = self.model(input_ids=torch.tensor([token_ids]), past_key_values=self.cache,
+                                use_cache=True, logits_to_keep=1)
+        return output.logits[0, -1]
+
+
+def decode_session(model, capacity: int):
+    """A generation of at most `capacity` tokens: `forward(ids)` feeds tokens and returns the
+    last one's logits. Uses the written-out decoder (strop.decoder) when the model allows it.
+    The decoder is rebuilt for every generation (about a millisecond) so that it always sees
+    the model's current modules."""
+    from strop.decoder import Decoder, unsupported_reason
+
+    if unsupported_reason(model) is None:
+        return Decoder(model).session(capacity)
+    return _TransformersSession(model)
+
+
 def generate_token_ids(model, prompt_ids: list[int], params: SamplingParams,
                        eos_ids: set[int], should_stop: StopCheck | None = None) -> Iterator[int]:
     """Yield new token ids one at a time; stops at EOS (not yielded), at max_tokens, or as soon
     as `should_stop()` returns True (checked before every forward pass, so an abandoned request
     costs at most one more token)."""
     import torch
-    from transformers import DynamicCache
 
     generator = torch.Generator()
     generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-    cache = DynamicCache()
-    inputs = torch.tensor([prompt_ids])
-    with torch.inference_mode():
-        for _ in range(params.max_tokens):
-            if should_stop is not None and should_stop():
-                return
-            output = model(input_ids=inputs, past_key_values=cache, use_cache=True,
-                           logits_to_keep=1)
-            token = _sample(output.logits[0, -1], params, generator)
-            if token in eos_ids:
-                return
-            yield token
-            inputs = torch.tensor([[token]])
+    session = decode_session(model, len(prompt_ids) + params.max_tokens)
+    inputs = list(prompt_ids)
+    for _ in range(params.max_tokens):
+        if should_stop is not None and should_stop():
+            return
+        token = _sample(session.forward(inputs), params, generator)
+        if token in eos_ids:
+            return
+        yield token
+        inputs = [token]
 
 
 def stream_chat(model, tokenizer, messages: list[dict], params: SamplingParams,
