@@ -116,3 +116,19 @@ def test_a_session_refuses_to_run_past_its_capacity(tiny):
     session.forward([8])
     with pytest.raises(ValueError, match="past the 4"):
         session.forward([9])
+
+
+def test_joined_projections_compute_the_same_logits():
+    from strop.decoder import join_projections
+
+    model = _random_model("qwen2")
+    prompt = [5, 17, 33, 2, 64, 9, 11]
+    before = Decoder(model).session(8).forward(prompt)
+    groups = join_projections(model)
+    assert groups[0] == ("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj",
+                         "model.layers.0.self_attn.v_proj")
+    decoder = Decoder(model)
+    assert all(layer.qkv_joined is not None and layer.gate_up_joined is not None
+               for layer in decoder.layers)
+    assert torch.allclose(decoder.session(8).forward(prompt), before, atol=1e-5)
+    assert torch.allclose(model(input_ids=torch.tensor([prompt])).logits[0, -1], before, atol=1e-4)

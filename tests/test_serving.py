@@ -228,3 +228,25 @@ def test_adapters_the_engine_cannot_merge_are_refused(tiny_model_dir, tiny_adapt
         reply(engine, "odd")
     assert caught.value.code == "adapter_load_failed"
     assert str(folder) in caught.value.message
+
+
+def test_partial_adapters_keep_joined_projections_and_match_peft(tiny_model_dir, tiny, tmp_path):
+    """An adapter on q and v only: its merged weights stay adjacent to the unadapted k, so the
+    decoder still runs one product per group, and the answer is PEFT's."""
+    import copy
+
+    from peft import PeftModel
+
+    from strop.decoder import Decoder
+    from strop.generation import complete_chat
+
+    adapter = make_random_adapter(tiny_model_dir, tmp_path / "qv", seed=7, scale=0.3,
+                                  target_modules=["q_proj", "v_proj"])
+    engine = engine_for(tiny_model_dir, [adapter], dtype="float32")
+    served = reply(engine, "ft:tiny:org::0")
+    base = next(iter(engine._bases.values()))
+    assert all(layer.qkv_joined is not None and layer.gate_up_joined is not None
+               for layer in Decoder(base.model).layers)
+    reference = PeftModel.from_pretrained(copy.deepcopy(tiny.model), str(adapter)).eval()
+    assert served == complete_chat(reference, tiny.tokenizer, HELLO, GREEDY).text
+    assert reply(engine, "tiny") == complete_chat(tiny.model, tiny.tokenizer, HELLO, GREEDY).text

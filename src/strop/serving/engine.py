@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from strop.decoder import join_projections, unsupported_reason
 from strop.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
 from strop.serving.lora import AdapterFormatError, LoraWeights, MergedLora, read_lora
 from strop.serving.resolver import ModelNotFoundError, ModelResolver, ServedModel, resolve_local
@@ -236,10 +237,11 @@ class Engine:
                                code="model_load_failed", type="server_error") from None
         network = loaded.model
         network.eval()
+        groups = join_projections(network) if unsupported_reason(network) is None else []
         base = _Base(
             name=name,
             model=network,
-            lora=MergedLora(network),
+            lora=MergedLora(network, groups),
             tokenizer=loaded.tokenizer,
             eos_ids=stop_token_ids(network, loaded.tokenizer),
             nbytes=_tensor_bytes(network.parameters()),

@@ -106,9 +106,12 @@ class MergedLora:
     """Keeps one adapter (or none) merged into a model's Linear layers, never touching the
     base weights themselves. Not thread-safe: the engine calls it under its generation lock."""
 
-    def __init__(self, model):
+    def __init__(self, model, groups: list[tuple[str, ...]] = ()):
         self.model = model
         self.modules = dict(model.named_modules())
+        # Layers whose weights are adjacent rows of one tensor (strop.decoder.join_projections)
+        # get their working tensors adjacent too, so the decoder keeps one product per group.
+        self.group_of = {path: tuple(group) for group in groups for path in group}
         self.pristine: dict[str, object] = {}  # path -> the base weight tensor
         self.working: dict[str, object] = {}  # path -> buffer reused for W + delta
         self.active: LoraWeights | None = None
@@ -140,21 +143,38 @@ class MergedLora:
         import torch
 
         wanted = lora.factors if lora is not None else {}
+        groups = {self.group_of.get(path, (path,)) for path in wanted}
+        touched = {path for group in groups for path in group}
         with torch.no_grad():
             for path in list(self.pristine):
-                if path not in wanted:
+                if path not in touched:
                     self.modules[path].weight.data = self.pristine[path]
-            for path, (a, b, scale) in wanted.items():
-                weight = self.modules[path].weight
-                base = self.pristine.setdefault(path, weight.data)
-                # out of place: for a float32 base, .float() is the pristine tensor itself
-                merged = torch.addmm(base.float(), b.float(), a.float(), alpha=scale)
-                buffer = self.working.get(path)
-                if buffer is None:
-                    buffer = self.working[path] = torch.empty_like(base)
-                buffer.copy_(merged)
-                weight.data = buffer
+            for group in groups:
+                for path, buffer in zip(group, self._working_buffers(group)):
+                    base = self.pristine[path]
+                    if path in wanted:
+                        a, b, scale = wanted[path]
+                        # out of place: for a float32 base, .float() is the pristine tensor itself
+                        buffer.copy_(torch.addmm(base.float(), b.float(), a.float(), alpha=scale))
+                    else:
+                        buffer.copy_(base)  # an unadapted sibling keeps its group adjacent
+                    self.modules[path].weight.data = buffer
         self.active = lora
+
+    def _working_buffers(self, group: tuple[str, ...]) -> list:
+        """The working tensors of a group's layers: views of one tensor, allocated once."""
+        import torch
+
+        if group[0] not in self.working:
+            bases = [self.pristine.setdefault(path, self.modules[path].weight.data)
+                     for path in group]
+            joined = torch.empty((sum(base.shape[0] for base in bases), bases[0].shape[1]),
+                                 dtype=bases[0].dtype)
+            offset = 0
+            for path, base in zip(group, bases):
+                self.working[path] = joined[offset:offset + base.shape[0]]
+                offset += base.shape[0]
+        return [self.working[path] for path in group]
 
     def forget(self, lora: LoraWeights) -> None:
         if self.active is lora:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 
 def make_random_adapter(base_folder: str | Path, output_dir: str | Path, seed: int,
-                        rank: int = 8, scale: float = 0.05, base_model=None) -> Path:
-    """Write a LoRA adapter (all linear layers, rank `rank`) and the base's tokenizer to
+                        rank: int = 8, scale: float = 0.05, base_model=None,
+                        target_modules: str | list[str] = "all-linear") -> Path:
+    """Write a LoRA adapter (rank `rank`, on all linear layers unless `target_modules` says) and the base's tokenizer to
     `output_dir`, in the layout the training engine writes. `base_model` skips reloading the
     base weights when the caller has them (it is not modified)."""
     import copy
@@ -28,7 +29,7 @@ def make_random_adapter(base_folder: str | Path, output_dir: str | Path, seed: i
         base_model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
     else:
         base_model = copy.deepcopy(base_model)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear",
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target_modules,
                         task_type="CAUSAL_LM")
     model = get_peft_model(base_model, config)
     generator = torch.Generator().manual_seed(seed)
