@@ -47,38 +47,51 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- 1. control plane ----------------------------------------------------------------------
 
+SERVER = """
+import sys, uvicorn
+from strop.server import create_app
+from strop.settings import Settings
+uvicorn.run(create_app(Settings.load(), run_worker=False), host="127.0.0.1", port=int(sys.argv[1]),
+            log_level="warning")
+"""
+
+
 def bench_latency(clients: int = 32, per_client: int = 10) -> dict:
-    from strop.server import create_app
-    from strop.settings import Settings
-
-    home = Path(tempfile.mkdtemp(prefix="strop-bench-"))
-    previous_home = os.environ.get("STROP_HOME")
-    os.environ["STROP_HOME"] = str(home)  # a throwaway store; restored below for the model cache
-    try:
-        return _latency_against(create_app(Settings.load(home=home), run_worker=False),
-                                clients, per_client)
-    finally:
-        if previous_home is None:
-            os.environ.pop("STROP_HOME", None)
-        else:
-            os.environ["STROP_HOME"] = previous_home
-
-
-def _latency_against(app, clients: int, per_client: int) -> dict:
+    """Against `strop serve`'s app in its own process, as clients would meet it (32 client
+    threads inside the server's process would compete with it for one interpreter lock)."""
     import socket
-
-    import httpx
-    import uvicorn
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}/v1"
+    home = Path(tempfile.mkdtemp(prefix="strop-bench-"))  # a throwaway store
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)],
+                              env={**os.environ, "STROP_HOME": str(home)})
+    try:
+        return _latency_against(f"http://127.0.0.1:{port}/v1", clients, per_client)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(base: str, seconds: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"{base}/models", timeout=5)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _latency_against(base: str, clients: int, per_client: int) -> dict:
+    import httpx
+
+    _wait_for(base)
     data = "\n".join(json.dumps(row) for row in TRAINING_ROWS).encode()
     with httpx.Client(base_url=base, timeout=60) as setup:
         uploaded = setup.post("/files", data={"purpose": "fine-tune"},
@@ -88,6 +101,10 @@ def _latency_against(app, clients: int, per_client: int) -> dict:
             if setup.get(f"/files/{file_id}").json().get("status") in ("processed", "error"):
                 break
             time.sleep(0.1)
+        # one request of each kind first: the first call of a route builds its validators
+        job_id = setup.post("/fine_tuning/jobs", json={"model": MODEL, "training_file": file_id}).json()["id"]
+        setup.get("/fine_tuning/jobs")
+        setup.get(f"/fine_tuning/jobs/{job_id}")
     timings: dict[str, list[float]] = {"create": [], "list": [], "retrieve": []}
     failures: list[str] = []
     barrier = threading.Barrier(clients)
@@ -115,8 +132,6 @@ def _latency_against(app, clients: int, per_client: int) -> dict:
         worker.start()
     for worker in threads:
         worker.join()
-    server.should_exit = True
-    thread.join(timeout=10)
     result = {op: {"p50_ms": 1000 * percentile(v, 0.5), "p95_ms": 1000 * percentile(v, 0.95),
                    "requests": len(v)} for op, v in timings.items()}
     result["failures"] = failures[:5]

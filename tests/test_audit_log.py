@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 
 import pytest
 
@@ -196,3 +197,36 @@ def test_a_deleted_log_is_not_silently_restarted(log_with_five):
     audit.append("job.event", actor="server")
     problems = audit.verify().problems
     assert len(problems) == 1 and problems[0].startswith("record 1 (line 1): when it was")
+
+
+def test_concurrent_appends_share_fsyncs_and_keep_one_valid_chain(tmp_path, monkeypatch):
+    import threading
+
+    from strop.audit import log as audit_log
+
+    path = tmp_path / "audit" / "log.jsonl"
+    fsyncs = []
+    real_fsync = audit_log.os.fsync
+
+    def slow_fsync(descriptor):
+        fsyncs.append(descriptor)
+        time.sleep(0.01)  # a disk's flush: long enough for other threads to queue behind it
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(audit_log.os, "fsync", slow_fsync)
+    returned = []
+
+    def writer(index):
+        returned.append(audit.append("job.created", actor=f"thread-{index}", path=path))
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(record["seq"] for record in returned) == list(range(1, 25))
+    assert len({record["actor"] for record in returned}) == 24
+    assert len(fsyncs) < 24  # batched: some appends rode on another's fsync
+    result = audit.verify(path)
+    assert result.ok, result.problems
+    assert result.records == 24

@@ -290,3 +290,19 @@ def test_an_unexpected_server_error_is_a_500_in_openai_shape(settings):
     error = response.json()["error"]
     assert error["type"] == "server_error" and "RuntimeError" in error["message"]
     assert "Traceback" not in response.text
+
+
+def test_a_key_created_while_serving_is_required_within_the_auth_cache_time(settings):
+    import time
+
+    from strop.server.auth import AUTH_CACHE_SECONDS
+
+    store = Store(settings.database)
+    with serving(create_app(settings, store=store)) as url:
+        assert client(url, api_key="anything").files.list().data == []  # no keys: local org
+        with store.session() as session:
+            _, secret = access.create_key(session, "acme")
+        time.sleep(AUTH_CACHE_SECONDS + 0.1)
+        with pytest.raises(openai.AuthenticationError):
+            client(url, api_key="anything").files.list()
+        assert client(url, api_key=secret).files.list().data == []

@@ -16,7 +16,8 @@ without the key; or copy a head hash (`strop audit verify` prints it) somewhere 
 cannot write and pass it back with `--anchor SEQ:HASH`, which proves the prefix up to it intact.
 
 Appends are serialised across processes with an exclusive fcntl lock on a sibling lock file,
-so several workers and the server can append concurrently.
+so several workers and the server can append concurrently; within a process, appends that
+arrive together are written and fsynced as one batch (see _GroupCommit).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -127,7 +129,8 @@ def _json_safe(name: str, value):
 def append(action: str, *, actor: str | None = None, organization: str | None = None,
            objects: dict[str, str] | None = None, hashes: dict[str, str] | None = None,
            details: dict | None = None, path: Path | str | None = None) -> dict:
-    """Append one record and return it (with `seq`, `prev` and `hash` filled in).
+    """Append one record and return it (with `seq`, `prev` and `hash` filled in) once it is
+    on disk (fsynced).
 
     `objects` names what the action touched ({"job": "ftjob-...", "file": "file-..."}),
     `hashes` their content hashes ({"training_file": "sha256:..."}), `details` anything else.
@@ -136,19 +139,87 @@ def append(action: str, *, actor: str | None = None, organization: str | None = 
         raise AuditError("audit action must be a non-empty string, e.g. 'job.created'")
     log = Path(path) if path is not None else log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(log):
-        seq, prev = _log_end(log)
-        mismatch = _head_mismatch(log, seq - 1, prev)
-        if mismatch is not None:
-            # The log's end is not where the last append left it: truncated, extended or
-            # rewritten in between (or a crash between the two writes). Chaining on silently
-            # would bury that, so it is written into the chain itself, where verify reports it.
-            anomaly = _build(seq, prev, ANOMALY_ACTION, None, None, None, None, mismatch)
-            _write(log, anomaly)
-            seq, prev = seq + 1, anomaly["hash"]
-        record = _build(seq, prev, action, actor, organization, objects, hashes, details)
-        _write(log, record)
-    return record
+    entry = _Pending(action, actor, organization, _json_safe("objects", dict(objects or {})),
+                     _json_safe("hashes", dict(hashes or {})),
+                     _json_safe("details", dict(details or {})))
+    return _group_commit(log).append(entry)
+
+
+@dataclass
+class _Pending:
+    """An append waiting for its turn; the record (or the error) is filled in when written."""
+
+    action: str
+    actor: str | None
+    organization: str | None
+    objects: dict
+    hashes: dict
+    details: dict
+    record: dict | None = None
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Appends that arrive from this process's threads while another is being written go out
+    together, after it: one file lock, one write, one fsync and one head update for all of
+    them. Under many concurrent requests the fsync (milliseconds) is then paid once per batch
+    instead of once per record, each in turn; a lone append costs what it always did."""
+
+    def __init__(self, log: Path):
+        self.log = log
+        self.queue = threading.Lock()
+        self.writer = threading.Lock()
+        self.waiting: list[_Pending] = []
+
+    def append(self, entry: _Pending) -> dict:
+        with self.queue:
+            self.waiting.append(entry)
+        with self.writer:
+            if entry.record is None and entry.error is None:
+                with self.queue:
+                    batch, self.waiting = self.waiting, []
+                try:
+                    self._write(batch)
+                except BaseException as exc:
+                    for pending in batch:
+                        pending.error = exc
+        if entry.error is not None:
+            raise entry.error
+        return entry.record
+
+    def _write(self, batch: list[_Pending]) -> None:
+        log = self.log
+        with _locked(log):
+            seq, prev = _log_end(log)
+            records = []
+            mismatch = _head_mismatch(log, seq - 1, prev)
+            if mismatch is not None:
+                # The log's end is not where the last append left it: truncated, extended or
+                # rewritten in between (or a crash between the two writes). Chaining on
+                # silently would bury that, so it goes into the chain itself, where verify
+                # reports it.
+                records.append(_build(seq, prev, ANOMALY_ACTION, None, None, {}, {}, mismatch))
+                seq, prev = seq + 1, records[-1]["hash"]
+            for entry in batch:
+                record = _build(seq, prev, entry.action, entry.actor, entry.organization,
+                                entry.objects, entry.hashes, entry.details)
+                records.append(record)
+                entry.record = record
+                seq, prev = seq + 1, record["hash"]
+            _write(log, records)
+
+
+_group_commits: dict[Path, _GroupCommit] = {}
+_group_commits_lock = threading.Lock()
+
+
+def _group_commit(log: Path) -> _GroupCommit:
+    key = log.resolve()
+    with _group_commits_lock:
+        found = _group_commits.get(key)
+        if found is None:
+            found = _group_commits[key] = _GroupCommit(key)
+        return found
 
 
 def _log_end(log: Path) -> tuple[int, str]:
@@ -196,9 +267,9 @@ def _build(seq, prev, action, actor, organization, objects, hashes, details) -> 
         "actor": actor,
         "organization": organization,
         "action": action,
-        "objects": _json_safe("objects", dict(objects or {})),
-        "hashes": _json_safe("hashes", dict(hashes or {})),
-        "details": _json_safe("details", dict(details or {})),
+        "objects": objects,
+        "hashes": hashes,
+        "details": details,
         "prev": prev,
     }
     record["hash"] = record_hash(record)
@@ -208,16 +279,16 @@ def _build(seq, prev, action, actor, organization, objects, hashes, details) -> 
     return record
 
 
-def _write(log: Path, record: dict) -> None:
+def _write(log: Path, records: list[dict]) -> None:
     # One write on an O_APPEND descriptor: readers never see half a record from a live
     # writer, and the lock keeps writers from interleaving.
     descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(descriptor, _canonical(record) + b"\n")
+        os.write(descriptor, b"".join(_canonical(record) + b"\n" for record in records))
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-    _write_head(log, record["seq"], record["hash"])
+    _write_head(log, records[-1]["seq"], records[-1]["hash"])
 
 
 @dataclass

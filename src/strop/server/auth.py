@@ -3,6 +3,7 @@ server has no keys at all (then it only listens on localhost)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -22,11 +23,32 @@ class Caller:
         return f"api-key:{self.key_id}" if self.key_id else "local"
 
 
-def caller(request: Request) -> Caller:
-    store = request.app.state.store
+# Who a key (or no key) acts for is remembered this long, so that a request does not pay two
+# database reads before its own; a key revoked or created with `strop keys` takes effect within
+# this time.
+AUTH_CACHE_SECONDS = 1.0
+
+
+async def caller(request: Request) -> Caller:
+    """The organisation a request acts for (async: with the cache warm it never waits, and a
+    sync dependency would cost a hop through the thread pool on every request)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip() if scheme.lower() == "bearer" else ""
+    cache = request.app.state.__dict__.setdefault("auth_cache", {})
+    now = time.monotonic()
+    cached = cache.get(secret)
+    if cached is None or cached[1] < now:
+        if len(cache) > 10_000:  # unknown keys must not grow it without bound
+            cache.clear()
+        cached = cache[secret] = (_identify(request.app.state.store, secret),
+                                  now + AUTH_CACHE_SECONDS)
+    if isinstance(cached[0], APIError):
+        raise cached[0]
+    return cached[0]
+
+
+def _identify(store, secret: str) -> Caller | APIError:
     with store.read() as session:
         found = access.authenticate_key(session, secret) if secret else None
         if found is not None:
@@ -40,7 +62,7 @@ def caller(request: Request) -> Caller:
                 local = access.local_organization(session)
         return Caller(local.id, local.name, None)
     if not secret:
-        raise APIError(401, "You didn't provide an API key. Send it as "
-                            "'Authorization: Bearer YOUR_KEY' (create one with "
-                            "`strop keys create --org NAME`).", code="missing_api_key")
-    raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        return APIError(401, "You didn't provide an API key. Send it as "
+                             "'Authorization: Bearer YOUR_KEY' (create one with "
+                             "`strop keys create --org NAME`).", code="missing_api_key")
+    return APIError(401, "Incorrect API key provided.", code="invalid_api_key")

@@ -165,13 +165,13 @@ def engine_for(app) -> Engine:
 _engine_creation = threading.Lock()
 
 
-def _organization(request: Request) -> str | None:
+async def _organization(request: Request) -> str | None:
     store = getattr(request.app.state, "store", None)
     if store is None:  # an app without the control plane (tests of the engine alone)
         return None
     from strop.server.auth import caller
 
-    return caller(request).organization_id
+    return (await caller(request)).organization_id
 
 
 @router.post("/chat/completions")
@@ -182,7 +182,7 @@ async def create_chat_completion(request: Request):
         return _error(400, "The request body is not valid JSON.", code="invalid_json")
     if not isinstance(body, dict):
         return _error(400, "The request body must be a JSON object.", code="invalid_json")
-    organization = await run_in_threadpool(_organization, request)
+    organization = await _organization(request)
     try:
         parsed = ChatCompletionRequest.model_validate(body)
         _unsupported(parsed)

@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 
 from strop import audit
 from strop.server.auth import Caller, caller
+from strop.server.routing import JSONRoute
 from strop.server.errors import APIError, not_found
 from strop.server.objects import cursor_page, file_object
 from strop.store import CursorNotFound
@@ -20,7 +21,7 @@ from strop.store.paging import page
 from strop.store.tables import StoredFile
 from strop.store.validation import check_training_file, file_error, report_summary
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)
 UPLOAD_PURPOSES = ("fine-tune",)
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and form fields around the file itself
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from strop import audit
 from strop.server.auth import Caller, caller
+from strop.server.routing import JSONRoute
 from strop.server.errors import APIError
 from strop.server.objects import checkpoint_object, cursor_page, event_object, job_object
 from strop.server.schemas import JobCreate
@@ -18,7 +19,7 @@ from strop.store import jobs as job_queries
 from strop.store.files import get_file
 from strop.store.tables import Job
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)
 
 
 def _base_model(session, who: Caller, name: str) -> str:
@@ -52,10 +53,12 @@ def _check_file(session, who: Caller, file_id: str | None, param: str) -> None:
 
 @router.post("/fine_tuning/jobs")
 def create_job(body: JobCreate, request: Request, who: Caller = Depends(caller)):
-    with request.app.state.store.session() as session:
+    store = request.app.state.store
+    with store.read() as session:  # checks read outside the one-writer-at-a-time queue
         base_model = _base_model(session, who, body.model)
         _check_file(session, who, body.training_file, "training_file")
         _check_file(session, who, body.validation_file, "validation_file")
+    with store.session() as session:
         job = job_queries.create_job(
             session, organization_id=who.organization_id, model=body.model,
             base_model=base_model, training_file=body.training_file,

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from strop import audit
 from strop.server.auth import Caller, caller
+from strop.server.routing import JSONRoute
 from strop.server.errors import APIError
 from strop.server.objects import model_object, tuned_model_object
 from strop.store import ids
@@ -19,7 +20,7 @@ from strop.store import jobs as job_queries
 from strop.store.export import export_merged, stream_tar_gz
 from strop.store.tables import TunedModel
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)
 
 
 def _not_found(name: str) -> APIError:
