@@ -13,13 +13,16 @@ less around it:
   matrix-vector product is limited by reading the weights, which halves), and converted to
   float32 first when a whole prompt is processed (this CPU has no half-precision matrix units, so
   a half-precision matrix-matrix product is many times slower than converting);
-- rotary embeddings come from the model's own rotary module, so its scaling rules apply.
+- q/k/v and gate/up run as one product each when their weights are adjacent (the serving engine
+  arranges that with `join_projections`);
+- rotary embeddings come from the model's own rotary module, so its scaling rules apply; a
+  decode step applies them as one small matrix product on queries and keys together.
 
 The weights are taken from the model's modules when a generation starts, never copied, so a
 LoRA adapter merged into them (strop.serving.lora) is what that generation sees; a model
-carrying unmerged adapter layers (PEFT) is refused rather than run without them. Architectures whose
-arithmetic differs (other norms, activations, sliding windows, rope variants that depend on the
-sequence length) are refused by `unsupported_reason` and fall back to the model's own forward.
+carrying unmerged adapter layers (PEFT) is refused rather than run without them.
+Architectures whose arithmetic differs (other norms, activations, sliding windows, rope variants
+that depend on the sequence length) are refused by `unsupported_reason` and fall back to the model's own forward.
 """
 
 from __future__ import annotations
@@ -170,6 +173,13 @@ def _project(x, parts: list[_Weights], joined: _Weights | None):
     return torch.cat([_linear(x, part) for part in parts], dim=-1)
 
 
+def _rotate_half(x):
+    import torch
+
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
 def _rotation_half_matrix(size: int):
     """R with x @ R == concat(-x[half:], x[:half]) (Llama's rotate_half), so that a rotary
     embedding is one matrix product: x * cos + rotate_half(x) * sin == x @ (diag(cos) + R sin)."""
@@ -248,42 +258,56 @@ class DecodeSession:
                              "this session was made for.")
         if count > 1 and start:
             raise ValueError("Only the first call of a session may pass several tokens.")
-        heads, kv_heads, head_dim = d.heads, d.kv_heads, d.head_dim
-        group = heads // kv_heads
-        scale = head_dim ** -0.5
-        rotated_width = (heads + kv_heads) * head_dim
         with torch.inference_mode():
+            cos, sin = self.cos[start:end, None], self.sin[start:end, None]
+            if count == 1:
+                # one (head_dim x head_dim) rotation for this position, shared by every layer
+                rotate = torch.diag_embed(cos[0, 0]) + self.rotate_half * sin[0]
+                rotary = lambda qk: torch.mm(qk[0], rotate)[None]  # noqa: E731
+            else:
+                rotary = lambda qk: qk * cos + _rotate_half(qk) * sin  # noqa: E731
             x = d.embeddings[token_ids].float()
-            # one (head_dim x head_dim) rotation per position, shared by every layer
-            rotary = (torch.diag_embed(self.cos[start:end])
-                      + self.rotate_half * self.sin[start:end, None, :])
             for index, layer in enumerate(d.layers):
-                h = _matmul_input(d._norm(x, layer.attention_norm), d.dtype)
-                qkv = _project(h, layer.qkv, layer.qkv_joined)
-                # rotary embedding on queries and keys at once: they are adjacent in qkv
-                qk = qkv[:, :rotated_width].view(count, heads + kv_heads, head_dim)
-                qk = torch.bmm(qk, rotary) if count > 1 else torch.mm(qk[0], rotary[0])[None]
-                q, k = qk[:, :heads], qk[:, heads:]
-                v = qkv[:, rotated_width:].view(count, kv_heads, head_dim)
-                keys, values = self.keys[index], self.values[index]
-                keys[:, start:end] = k.transpose(0, 1)
-                values[:, start:end] = v.transpose(0, 1)
-                if count == 1:
-                    scores = torch.baddbmm(self.no_bias, q.reshape(kv_heads, group, head_dim),
-                                           keys[:, :end].transpose(1, 2), beta=0, alpha=scale)
-                    attended = torch.bmm(torch.softmax(scores, -1), values[:, :end])
-                else:
-                    attended = torch.nn.functional.scaled_dot_product_attention(
-                        q.transpose(0, 1), keys[:, :end], values[:, :end], is_causal=True,
-                        enable_gqa=kv_heads != heads)
-                    attended = attended.transpose(0, 1)
-                attended = attended.reshape(count, heads * head_dim)
-                x = x + _linear(_matmul_input(attended, d.dtype), layer.o)
-                h = _matmul_input(d._norm(x, layer.mlp_norm), d.dtype)
-                gate, up = _project(h, layer.gate_up, layer.gate_up_joined).chunk(2, dim=-1)
-                x = x + _linear(_matmul_input(torch.nn.functional.silu(gate) * up, d.dtype),
-                                layer.down)
+                x = x + self._attention(index, layer, d._norm(x, layer.attention_norm), rotary)
+                x = x + self._mlp(layer, d._norm(x, layer.mlp_norm))
             h = d._norm(x[-1:], d.final_norm)
             logits = _linear(_matmul_input(h, d.head.weight.dtype), d.head)[0]
         self.position = end
         return logits
+
+    def _attention(self, index: int, layer: _Layer, h, rotary):
+        import torch
+
+        d = self.decoder
+        count, start = h.shape[0], self.position
+        end = start + count
+        heads, kv_heads, head_dim = d.heads, d.kv_heads, d.head_dim
+        qkv = _project(_matmul_input(h, d.dtype), layer.qkv, layer.qkv_joined)
+        # queries and keys are adjacent in qkv: one rotary embedding for both
+        rotated = (heads + kv_heads) * head_dim
+        qk = rotary(qkv[:, :rotated].view(count, heads + kv_heads, head_dim))
+        q, k = qk[:, :heads], qk[:, heads:]
+        v = qkv[:, rotated:].view(count, kv_heads, head_dim)
+        keys, values = self.keys[index], self.values[index]
+        keys[:, start:end] = k.transpose(0, 1)
+        values[:, start:end] = v.transpose(0, 1)
+        if count == 1:
+            # the query heads that share a key/value head attend as one batch
+            scores = torch.baddbmm(self.no_bias, q.reshape(kv_heads, heads // kv_heads, head_dim),
+                                   keys[:, :end].transpose(1, 2), beta=0,
+                                   alpha=head_dim ** -0.5)
+            attended = torch.bmm(torch.softmax(scores, -1), values[:, :end])
+        else:
+            attended = torch.nn.functional.scaled_dot_product_attention(
+                q.transpose(0, 1), keys[:, :end], values[:, :end], is_causal=True,
+                enable_gqa=kv_heads != heads).transpose(0, 1)
+        attended = attended.reshape(count, heads * head_dim)
+        return _linear(_matmul_input(attended, d.dtype), layer.o)
+
+    def _mlp(self, layer: _Layer, h):
+        import torch
+
+        dtype = self.decoder.dtype
+        h = _matmul_input(h, dtype)
+        gate, up = _project(h, layer.gate_up, layer.gate_up_joined).chunk(2, dim=-1)
+        return _linear(_matmul_input(torch.nn.functional.silu(gate) * up, dtype), layer.down)
