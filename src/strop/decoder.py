@@ -22,7 +22,8 @@ The weights are taken from the model's modules when a generation starts, never c
 LoRA adapter merged into them (strop.serving.lora) is what that generation sees; a model
 carrying unmerged adapter layers (PEFT) is refused rather than run without them.
 Architectures whose arithmetic differs (other norms, activations, sliding windows, rope variants
-that depend on the sequence length) are refused by `unsupported_reason` and fall back to the model's own forward.
+that depend on the sequence length) are refused by `unsupported_reason` and fall back to the
+model's own forward.
 """
 
 from __future__ import annotations

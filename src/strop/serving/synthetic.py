@@ -14,8 +14,9 @@ def make_random_adapter(base_folder: str | Path, output_dir: str | Path, seed: i
                         rank: int = 8, scale: float = 0.05, base_model=None,
                         target_modules: str | list[str] = "all-linear") -> Path:
     """Write a LoRA adapter (rank `rank`; all linear layers unless `target_modules` says) and
-    the base's tokenizer to `output_dir`, in the layout the training engine writes. `base_model` skips reloading the
-    base weights when the caller has them (it is not modified)."""
+    the base's tokenizer to `output_dir`, in the layout the training engine writes.
+    `base_model` skips reloading the base weights when the caller has them (it is not
+    modified)."""
     import copy
 
     import torch
