@@ -184,7 +184,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
         return run
 
     engines = {}
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16", "float16"):
         engine = Engine(lambda name, org: ServedModel(str(base_folder), adapter),
                         EngineSettings(dtype=dtype))
         engine.complete("ft:bench", PROMPT, SamplingParams(max_tokens=2, temperature=0))
@@ -210,6 +210,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
         "KV-cache loop, PEFT bf16 unmerged": loop(peft_model(torch.bfloat16)),
         "engine, fp32, adapter merged": through_engine("float32"),
         "engine, bf16, adapter merged (served default)": through_engine("bfloat16"),
+        "engine, fp16, adapter merged (STROP_SERVE_DTYPE)": through_engine("float16"),
     }
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for name, run in variants.items():
