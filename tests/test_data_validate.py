@@ -183,3 +183,15 @@ def test_validation_does_not_import_torch(tmp_path):
             "assert r.ok; print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_a_role_that_is_not_a_string_is_an_unknown_role(tmp_path):
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "hello"}]})
+    odd = json.dumps({"messages": [{"role": ["user"], "content": "hi"},
+                                   {"role": "assistant", "content": "hello"}]})
+    (tmp_path / "odd.jsonl").write_text("\n".join([good] * 10 + [odd]) + "\n")
+    report = validate_file(tmp_path / "odd.jsonl")
+    assert [(p.line, p.check, p.param) for p in report.errors] == [
+        (11, "unknown_role", "messages[0].role")]
+    assert report.errors[0].message == "Line 11, message 1: unknown role ['user']."

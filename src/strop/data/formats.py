@@ -186,6 +186,19 @@ def _check_function_call(function: dict, where: str, param: str) -> list[Finding
     return findings
 
 
+_PLAIN_ROLES = frozenset(("system", "user", "assistant"))
+
+
+def _is_plain_message(message: object) -> bool:
+    """{"role": system/user/assistant, "content": non-blank string} and nothing else: a message
+    every check below passes (an assistant one trains, with the default weight 1)."""
+    if type(message) is not dict or len(message) != 2:
+        return False
+    role, content = message.get("role"), message.get("content")
+    return (type(role) is str and role in _PLAIN_ROLES and type(content) is str
+            and content != "" and not content.isspace())
+
+
 def check_messages(messages: object, param: str = "messages",
                    require_assistant: bool = True) -> list[Finding]:
     """Validate a chat message list; `param` is its JSON path."""
@@ -199,6 +212,9 @@ def check_messages(messages: object, param: str = "messages",
     call_ids: set[str] = set()
     trained_assistant = False
     for index, message in enumerate(messages):
+        if _is_plain_message(message):  # nearly every message: skip the checks it passes
+            trained_assistant = trained_assistant or message["role"] == "assistant"
+            continue
         where = f"message {index + 1}: "
         mparam = f"{param}[{index}]"
         if not isinstance(message, dict):
@@ -211,7 +227,7 @@ def check_messages(messages: object, param: str = "messages",
             findings.append(Finding("missing_field", f"{mparam}.role", f"{where}no 'role'",
                                     f"Add 'role', one of {', '.join(ROLES)}."))
             continue
-        if role not in MESSAGE_KEYS:
+        if not isinstance(role, str) or role not in MESSAGE_KEYS:  # a list would not hash
             findings.append(Finding("unknown_role", f"{mparam}.role",
                                     f"{where}unknown role {role!r}",
                                     f"Use one of {', '.join(ROLES)}."))
@@ -410,6 +426,26 @@ def conversation(record: dict, kind: str) -> list[dict]:
         return ([_flat(m) for m in record["input"]["messages"]]
                 + _as_messages(preferred) + _as_messages(rejected, weight=1))
     return [{"role": "assistant", "content": record["text"]}]
+
+
+def role_texts(record: dict, kind: str) -> list[tuple[str, str]]:
+    """(role, text) of each message of conversation(record, kind), without copying messages:
+    dedupe and the token screen read every example of a file, not a sample."""
+    if kind == "chat":
+        return [(m["role"], content_text(m.get("content"))) for m in record["messages"]]
+    if kind == "prompt_completion":
+        return [("user", record["prompt"]), ("assistant", record["completion"])]
+    if kind == "preference":
+        preferred, rejected = preference_outputs(record)
+        return ([(m["role"], content_text(m.get("content"))) for m in record["input"]["messages"]]
+                + _role_texts_of_output(preferred) + _role_texts_of_output(rejected))
+    return [("assistant", record["text"])]
+
+
+def _role_texts_of_output(value: object) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [("assistant", value)]
+    return [(m["role"], content_text(m.get("content"))) for m in value]
 
 
 def _flat(message: dict) -> dict:

@@ -8,13 +8,17 @@ when a tokenizer is passed.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from strop.data.dedupe import DuplicateFinder, example_texts
-from strop.data.formats import FORMATS, Finding, detect_format, validate_record
-from strop.data.records import Record, ScanNotes, json_type, scan_lines
+import numpy as np
+
+from strop.data.chunks import Chunk, FileChunks, ParsedLine
+from strop.data.dedupe import Duplicate, DuplicateFinder, example_texts
+from strop.data.formats import FORMATS, Finding
+from strop.data.records import Record, ScanNotes, cyclic_gc_paused, json_type
 from strop.data.report import Problem, ValidationReport
 
 MIN_EXAMPLES = 10
@@ -79,27 +83,37 @@ def analyse_file(path: str | Path, tokenizer=None, context_length: int | None = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such training file: {path}")
-    collector = _Collector(max_problems)
-    notes = ScanNotes()
-    parsed: list[tuple[int, str | None, object]] = []  # (line, format or "unreadable", data or RawLine)
-    lines_seen = 0
-    for raw in scan_lines(path, notes):
-        lines_seen += 1
-        if raw.error is None and isinstance(raw.data, dict):
-            parsed.append((raw.line, detect_format(raw.data), raw.data))
-        else:
-            parsed.append((raw.line, "unreadable", raw))
-        if progress and lines_seen % 10_000 == 0:
-            progress("validating", lines_seen, 0)
+    duplicates = (None if near_duplicate_threshold is None
+                  else _DuplicateScan(near_duplicate_threshold))
+    notes, parsed = ScanNotes(), []
+    with cyclic_gc_paused():
+        with closing(FileChunks(path, near_duplicate_threshold, progress)) as chunks:
+            for chunk in chunks:
+                notes.absorb(chunk.notes)
+                parsed.extend(chunk.lines)
+                if duplicates:
+                    duplicates.add_chunk(chunk)
+        return _analyse(parsed, notes, duplicates, tokenizer, context_length, max_problems,
+                        exact_counts, progress)
 
+
+def _format_counts(parsed: list[ParsedLine]) -> tuple[str | None, dict[str, int]]:
+    """(the majority format, lines per format)."""
     counts = {kind: 0 for kind in FORMATS}
-    for _, kind, _ in parsed:
-        if kind in counts:
-            counts[kind] += 1
-    file_format = max(FORMATS, key=lambda k: counts[k]) if any(counts.values()) else None
+    for line in parsed:
+        if line.kind in counts:
+            counts[line.kind] += 1
+    return (max(FORMATS, key=lambda k: counts[k]) if any(counts.values()) else None), counts
 
+
+def _analyse(parsed: list[ParsedLine], notes: ScanNotes, duplicates: _DuplicateScan | None,
+             tokenizer, context_length: int | None, max_problems: int, exact_counts: bool,
+             progress) -> tuple[ValidationReport, list[Record]]:
+    collector = _Collector(max_problems)
+    lines_seen = len(parsed)
+    file_format, counts = _format_counts(parsed)
     records: list[Record] = []
-    for line, kind, data in parsed:
+    for line, kind, data, findings in parsed:
         if kind == "unreadable":
             _report_unreadable(collector, data)
             continue
@@ -118,7 +132,6 @@ def analyse_file(path: str | Path, tokenizer=None, context_length: int | None = 
                             "Use one format per file; convert this example or move it to its "
                             "own file.")
             continue
-        findings = validate_record(data, kind)
         for finding in findings:
             collector.error(line, finding.check, _where(line, finding), finding.hint,
                             finding.param)
@@ -140,8 +153,8 @@ def analyse_file(path: str | Path, tokenizer=None, context_length: int | None = 
                               errors=collector.errors, errors_not_shown=collector.hidden)
     report.warnings.extend(_file_warnings(notes))
     report.warnings.extend(_record_warnings(records, file_format))
-    if near_duplicate_threshold is not None and records:
-        report.duplicates = _duplicates(records, file_format, near_duplicate_threshold, progress)
+    if duplicates is not None and records:
+        report.duplicates = [d.to_dict() for d in duplicates.found(file_format, records)]
         if report.duplicates:
             report.warnings.append(_duplicate_warning(report.duplicates))
     if tokenizer is not None and records:
@@ -255,17 +268,38 @@ def _token_warnings(stats: dict) -> list[Problem]:
         "Shorten or split these examples, or choose a model with a longer context.")]
 
 
-def _duplicates(records: list[Record], kind: str, threshold: float, progress) -> list[dict]:
-    finder = DuplicateFinder(threshold)
-    found = []
-    step = 10_000
-    for start in range(0, len(records), step):
-        chunk = records[start:start + step]
-        items = [(r.line, *example_texts(r.data, kind)) for r in chunk]
-        found.extend(d.to_dict() for d in finder.add_many(items) if d is not None)
-        if progress:
-            progress("finding duplicates", start + len(chunk), len(records))
-    return found
+class _DuplicateScan:
+    """Exact and near duplicates among a file's records, compared chunk by chunk as the chunks
+    arrive.
+
+    Which lines are records depends on the file's majority format, known only at the end:
+    chunks are compared assuming the first chunk's majority, and a file where that guess turns
+    out wrong (one that starts with lines of another format) is compared again from its
+    records.
+    """
+
+    def __init__(self, near_threshold: float):
+        self.near_threshold = near_threshold
+        self.finder = DuplicateFinder(near_threshold)
+        self.guess: str | None = None
+        self.results: list[Duplicate | None] = []
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        if self.guess is None:
+            self.guess = _format_counts(chunk.lines)[0]
+            if self.guess is None:  # nothing recognisable yet, so no records either
+                return
+        lines = [line.line for line in chunk.lines if line.kind == self.guess and line.valid]
+        prints = chunk.fingerprints.take(np.searchsorted(chunk.fingerprinted, lines))
+        self.results.extend(self.finder.add_fingerprints(lines, prints))
+
+    def found(self, file_format: str, records: list[Record]) -> list[Duplicate]:
+        results = self.results
+        if file_format != self.guess:
+            finder = DuplicateFinder(self.near_threshold)
+            results = finder.add_many([(r.line, *example_texts(r.data, file_format))
+                                       for r in records])
+        return [duplicate for duplicate in results if duplicate is not None]
 
 
 def _duplicate_warning(duplicates: list[dict]) -> Problem:
