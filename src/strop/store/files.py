@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from strop.store import ids
@@ -62,9 +62,13 @@ def add_file(session: Session, *, organization_id: str, filename: str, purpose: 
     return row
 
 
+# Built once: constructing the expression costs about as much as running it.
+_FILE_BY_ID = select(StoredFile).where(StoredFile.id == bindparam("file_id"),
+                                       StoredFile.organization_id == bindparam("organization_id"))
+
+
 def get_file(session: Session, file_id: str, organization_id: str) -> StoredFile | None:
-    return session.scalar(select(StoredFile).where(
-        StoredFile.id == file_id, StoredFile.organization_id == organization_id))
+    return session.scalar(_FILE_BY_ID, {"file_id": file_id, "organization_id": organization_id})
 
 
 def delete_file(session: Session, files_dir: Path, row: StoredFile) -> None:

@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from strop.store import ids
@@ -49,11 +49,15 @@ def create_job(session: Session, *, organization_id: str, model: str, base_model
     return job
 
 
+# Built once: constructing the expression costs about as much as running it.
+_JOB_BY_ID = select(Job).where(Job.id == bindparam("job_id"))
+
+
 def get_job(session: Session, job_id: str, organization_id: str | None = None) -> Job | None:
-    statement = select(Job).where(Job.id == job_id)
-    if organization_id is not None:
-        statement = statement.where(Job.organization_id == organization_id)
-    return session.scalar(statement)
+    job = session.scalar(_JOB_BY_ID, {"job_id": job_id})
+    if job is None or (organization_id is not None and job.organization_id != organization_id):
+        return None
+    return job
 
 
 def list_jobs(session: Session, organization_id: str, *, after: str | None, limit: int,
