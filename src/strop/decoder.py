@@ -145,7 +145,23 @@ def join_projections(model) -> list[tuple[str, ...]]:
                     module.weight.data = joined[offset:offset + rows]
                     offset += rows
                 groups.append(tuple(names[id(module)] for module in modules))
+    _return_freed_memory()
     return groups
+
+
+def _return_freed_memory() -> None:
+    """Hand the replaced per-layer tensors' memory back to the OS: glibc keeps freed heap
+    blocks of this size for reuse, which shows as ~140 MB more resident memory for the 135M
+    model in bfloat16 until something else reuses them. A no-op where libc has no malloc_trim."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _matmul_input(x, dtype):
