@@ -19,6 +19,7 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from strop.data.dedupe import Fingerprints, MinHasher, example_texts
 from strop.data.formats import Finding, detect_format, validate_record
-from strop.data.records import RawLine, ScanNotes, scan_lines
+from strop.data.records import RawLine, ScanNotes, cyclic_gc_paused, scan_lines
 
 # Below this a single process is done about as soon as the workers would have started.
 PARALLEL_MIN_BYTES = 4 << 20
@@ -56,8 +57,10 @@ class Chunk:
     fingerprints: Fingerprints | None = None  # theirs, in the same order
 
     def __getstate__(self) -> dict:
-        rows = [(line.line, line.kind, None if line.kind == "unreadable" else line.data)
-                for line in self.lines]
+        # What marshal cannot write (the RawLine of an unreadable line, the findings of an
+        # invalid one) travels beside the blob and is put back in place.
+        rows = [(line.line, line.kind, None if line.kind == "unreadable" else line.data,
+                 line.findings if line.valid else None) for line in self.lines]
         return {"notes": self.notes, "rows": marshal.dumps(rows),
                 "unreadable": {i: line.data for i, line in enumerate(self.lines)
                                if line.kind == "unreadable"},
@@ -66,11 +69,12 @@ class Chunk:
                 "fingerprinted": self.fingerprinted, "fingerprints": self.fingerprints}
 
     def __setstate__(self, state: dict) -> None:
-        unreadable, findings = state["unreadable"], state["findings"]
-        self.lines = [
-            ParsedLine(number, kind, unreadable[index], None) if kind == "unreadable" else
-            ParsedLine(number, kind, data, findings.get(index, ()) if kind else None)
-            for index, (number, kind, data) in enumerate(marshal.loads(state["rows"]))]
+        # tuple.__new__ builds each ParsedLine in C; the class's own __new__ is Python code
+        self.lines = list(map(tuple.__new__, repeat(ParsedLine), marshal.loads(state["rows"])))
+        for index, raw in state["unreadable"].items():
+            self.lines[index] = self.lines[index]._replace(data=raw)
+        for index, findings in state["findings"].items():
+            self.lines[index] = self.lines[index]._replace(findings=findings)
         self.notes = state["notes"]
         self.fingerprinted, self.fingerprints = state["fingerprinted"], state["fingerprints"]
 
@@ -90,17 +94,18 @@ def read_chunk(path: str | Path, start: int, stop: int, first_line: int,
     fingerprinted for duplicate detection unless `near_threshold` is None."""
     chunk = Chunk(ScanNotes(), [])
     valid: list[ParsedLine] = []
-    for raw in scan_lines(path, chunk.notes, start=start, stop=stop, first_line=first_line):
-        parsed = parse_line(raw)
-        chunk.lines.append(parsed)
-        if near_threshold is not None and parsed.valid:
-            valid.append(parsed)
-        if progress and len(chunk.lines) % PROGRESS_EVERY == 0:
-            progress("validating", len(chunk.lines), 0)
-    if near_threshold is not None:
-        chunk.fingerprinted = np.array([line.line for line in valid], dtype=np.int64)
-        chunk.fingerprints = _hasher(near_threshold).fingerprint(
-            [example_texts(line.data, line.kind) for line in valid])
+    with cyclic_gc_paused():  # in a worker too: collecting would also copy the parent's pages
+        for raw in scan_lines(path, chunk.notes, start=start, stop=stop, first_line=first_line):
+            parsed = parse_line(raw)
+            chunk.lines.append(parsed)
+            if near_threshold is not None and parsed.valid:
+                valid.append(parsed)
+            if progress and len(chunk.lines) % PROGRESS_EVERY == 0:
+                progress("validating", len(chunk.lines), 0)
+        if near_threshold is not None:
+            chunk.fingerprinted = np.array([line.line for line in valid], dtype=np.int64)
+            chunk.fingerprints = _hasher(near_threshold).fingerprint(
+                [example_texts(line.data, line.kind) for line in valid])
     return chunk
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -96,12 +97,10 @@ def lsh_parameters(threshold: float, num_perm: int, recall: float = RECALL) -> t
     return best
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard similarity of two sorted arrays of unique values."""
-    if not b.size:
-        return 0.0 if a.size else 1.0
-    shared = np.count_nonzero(b[np.minimum(np.searchsorted(b, a), b.size - 1)] == a)
-    return shared / (a.size + b.size - shared)
+def jaccard(a: set, b: set) -> float:
+    # sets of ~100 shingles: intersecting them beats any numpy call's overhead
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared) if (a or b) else 1.0
 
 
 def text_digest(full_text: str) -> bytes:
@@ -149,8 +148,8 @@ class Fingerprints:
         return Fingerprints(digests, self.shingles, self.starts[indexes], self.stops[indexes],
                             self.signatures[indexes], self.keys[indexes])
 
-    def shingle_set(self, index: int) -> np.ndarray:
-        return _unique(self.shingles[self.starts[index]:self.stops[index]])
+    def shingle_set(self, index: int) -> set[int]:
+        return set(self.shingles[self.starts[index]:self.stops[index]].tolist())
 
 
 class MinHasher:
@@ -279,8 +278,10 @@ class DuplicateFinder:
         self.hasher = MinHasher(near_threshold, num_perm)
         self._exact: dict[bytes, int] = {}
         self._lines: list[int] = []  # line of each indexed original, by row
-        self._shingles: list[np.ndarray] = []  # their shingle hashes (not deduplicated), by row
-        self._shingle_sets: dict[int, np.ndarray] = {}  # row -> its unique shingles, once needed
+        # their shingles: (array, starts, stops) of each batch's originals, from its first row
+        self._shingle_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._first_rows: list[int] = []
+        self._shingle_sets: dict[int, set[int]] = {}  # row -> its shingle set, once needed
         self._matrix = np.empty((0, num_perm), dtype=np.uint32)  # their signatures, by row
         self._buckets = _Buckets()
 
@@ -313,59 +314,40 @@ class DuplicateFinder:
         if self.near_threshold is None or not fresh:
             return results
         batch = prints.take(np.array(fresh))
+        batch_lines = [lines[index] for index in fresh]
         bands = batch.keys.shape[1]
-        keys = batch.keys.ravel()  # entry position * bands + band
-        queries, members, sizes = self._buckets.lookup(keys)
+        queries, members, sizes = self._buckets.lookup(batch.keys.ravel())
         earlier = self._worth_checking(queries // bands, members,
                                        np.take(self._matrix, members, axis=0), batch.signatures)
         later, before = _pairs_sharing_a_key(batch.keys)
         within = self._worth_checking(later, before, batch.signatures[before], batch.signatures)
-        first_row = len(self._lines)
-        originals = self._walk([lines[index] for index in fresh], batch, earlier, within,
-                               _shared_keys(batch.keys, sizes))
-        for position, duplicate in enumerate(originals):
-            if isinstance(duplicate, Duplicate):
-                results[fresh[position] - start] = duplicate
-        kept = np.array([p for p, d in enumerate(originals) if d is None], dtype=np.int64)
-        entries = (kept[:, None] * bands + np.arange(bands)).ravel()
-        self._buckets.add(keys[entries], np.repeat(np.arange(first_row, len(self._lines)), bands),
-                          sizes[entries])
-        self._store_signatures(batch.signatures[kept])
+        found = self._walk(batch_lines, batch, earlier, within, sizes.reshape(batch.keys.shape))
+        for position, duplicate in found.items():
+            results[fresh[position] - start] = duplicate
+        kept = np.ones(len(fresh), dtype=bool)
+        kept[list(found)] = False
+        self._index(batch_lines, batch, np.flatnonzero(kept), sizes.reshape(batch.keys.shape))
         return results
 
     def _walk(self, lines: list[int], batch: Fingerprints, earlier: dict[int, list[int]],
-              within: dict[int, list[int]], shared: dict[int, list[tuple[int, int]]]
-              ) -> list[Duplicate | None]:
-        """In file order: the near duplicate each example of the batch is, or None for an
-        original (given a row: lines and shingles here, buckets and signatures after the walk).
+              within: dict[int, list[int]], sizes: np.ndarray) -> dict[int, Duplicate]:
+        """The near duplicates among the batch's examples by position, decided in file order;
+        the others are originals.
 
-        A candidate from the batch itself counts only if it was an original and went into a
-        bucket the example shares (buckets stop growing at BUCKET_CAP), which is tracked here
-        for the keys that several examples of the batch have.
+        Only examples with candidates are visited. A candidate from the batch itself counts
+        only if it is an original and went into a bucket the example shares.
         """
-        keys = batch.keys.tolist()
-        spans = list(zip(batch.starts.tolist(), batch.stops.tolist()))
-        found: list[Duplicate | None] = []
-        rows_of: dict[int, int] = {}  # position -> row, for the originals
-        bucketed_under: dict[int, list[int]] = {}  # original position -> its shared keys kept
-        taken: dict[int, int] = {}  # shared key -> originals of this batch in its bucket
-        for position, line in enumerate(lines):
-            rows = earlier.get(position, [])
-            for other in within.get(position, ()):
-                if any(key in keys[position] for key in bucketed_under.get(other, ())):
-                    rows.append(rows_of[other])
-            best = self._most_similar(line, batch, position, rows) if rows else None
-            found.append(best)
+        found: dict[int, Duplicate] = {}
+        for position in sorted(earlier.keys() | within.keys()):
+            candidates = [(self._lines[row], self._shingle_set(row))
+                          for row in earlier.get(position, ())]
+            candidates += [(lines[other], batch.shingle_set(other))
+                           for other in within.get(position, ())
+                           if other not in found
+                           and _bucketed_together(batch.keys, sizes, found, other, position)]
+            best = self._most_similar(lines[position], batch.shingle_set(position), candidates)
             if best is not None:
-                continue
-            rows_of[position] = len(self._lines)  # only originals are indexed
-            self._lines.append(line)
-            self._shingles.append(batch.shingles[spans[position][0]:spans[position][1]])
-            for key, size in shared.get(position, ()):
-                count = taken.get(key, 0)
-                if size + count < BUCKET_CAP:
-                    bucketed_under.setdefault(position, []).append(key)
-                    taken[key] = count + 1
+                found[position] = best
         return found
 
     def _worth_checking(self, owners: np.ndarray, members: np.ndarray,
@@ -383,22 +365,42 @@ class DuplicateFinder:
             groups.setdefault(owner, []).append(member)
         return groups
 
-    def _most_similar(self, line: int, batch: Fingerprints, position: int, rows: list[int]
-                      ) -> Duplicate | None:
-        shingles = batch.shingle_set(position)
+    def _most_similar(self, line: int, shingles: set[int],
+                      candidates: list[tuple[int, set[int]]]) -> Duplicate | None:
+        """The candidate (line, shingles), in row order, most similar to the example, if at or
+        above the threshold; the first one on a tie."""
         best: Duplicate | None = None
-        for row in rows:
-            similarity = jaccard(shingles, self._shingle_set(row))
+        for other_line, other_shingles in candidates:
+            similarity = jaccard(shingles, other_shingles)
             if similarity >= self.near_threshold and (best is None
                                                        or similarity > best.similarity):
-                best = Duplicate(line, self._lines[row], "near", similarity)
+                best = Duplicate(line, other_line, "near", similarity)
         return best
 
-    def _shingle_set(self, row: int) -> np.ndarray:
-        unique = self._shingle_sets.get(row)
-        if unique is None:
-            unique = self._shingle_sets[row] = _unique(self._shingles[row])
-        return unique
+    def _shingle_set(self, row: int) -> set[int]:
+        shingles = self._shingle_sets.get(row)
+        if shingles is None:
+            part = bisect_right(self._first_rows, row) - 1
+            offset = row - self._first_rows[part]
+            array, starts, stops = self._shingle_parts[part]
+            shingles = self._shingle_sets[row] = set(
+                array[starts[offset]:stops[offset]].tolist())
+        return shingles
+
+    def _index(self, lines: list[int], batch: Fingerprints, originals: np.ndarray,
+               sizes: np.ndarray) -> None:
+        """Give the batch's originals (positions, ascending) the next rows: lines, shingles,
+        signatures, and a place in each bucket of theirs that is not full."""
+        first_row = len(self._lines)
+        self._lines.extend(lines[position] for position in originals.tolist())
+        self._first_rows.append(first_row)
+        self._shingle_parts.append((batch.shingles, batch.starts[originals],
+                                    batch.stops[originals]))
+        bands = batch.keys.shape[1]
+        self._buckets.add(batch.keys[originals].ravel(),
+                          np.repeat(np.arange(first_row, len(self._lines)), bands),
+                          sizes[originals].ravel())
+        self._store_signatures(batch.signatures[originals])
 
     def _store_signatures(self, signatures: np.ndarray) -> None:
         first = len(self._lines) - len(signatures)
@@ -408,6 +410,21 @@ class DuplicateFinder:
             grown[:first] = self._matrix[:first]
             self._matrix = grown
         self._matrix[first:len(self._lines)] = signatures
+
+
+def _bucketed_together(keys: np.ndarray, sizes: np.ndarray, duplicates: dict[int, Duplicate],
+                       earlier: int, later: int) -> bool:
+    """Did the original at batch position `earlier` go into a bucket that `later` looks in?
+    It did into each bucket of its keys that, counting the originals of the batch before it,
+    was not yet full (`sizes`: the buckets' sizes before the batch)."""
+    for band, key in enumerate(keys[earlier].tolist()):
+        if key not in keys[later]:
+            continue
+        holders = np.flatnonzero((keys[:earlier] == key).any(axis=1)).tolist()
+        originals = sum(holder not in duplicates for holder in holders)
+        if sizes[earlier, band] + originals < BUCKET_CAP:
+            return True
+    return False
 
 
 class _Buckets:
@@ -466,24 +483,6 @@ def _merged(older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.nd
     """Two runs sorted by key as one; a key's rows stay in insertion order (older first)."""
     at = np.searchsorted(older[0], newer[0], side="right")
     return np.insert(older[0], at, newer[0]), np.insert(older[1], at, newer[1])
-
-
-def _shared_keys(keys: np.ndarray, sizes: np.ndarray) -> dict[int, list[tuple[int, int]]]:
-    """position -> (key, its bucket's size before the batch) for each of the position's keys
-    that another position of the batch also has."""
-    flat = keys.ravel()
-    order = np.argsort(flat)
-    ordered = flat[order]
-    repeated = np.zeros(flat.size, dtype=bool)
-    same = ordered[1:] == ordered[:-1]
-    repeated[order[1:][same]] = True
-    repeated[order[:-1][same]] = True
-    entries = np.flatnonzero(repeated)
-    shared: dict[int, list[tuple[int, int]]] = {}
-    for position, key, size in zip((entries // keys.shape[1]).tolist(), flat[entries].tolist(),
-                                   sizes[entries].tolist()):
-        shared.setdefault(position, []).append((key, size))
-    return shared
 
 
 def _pairs_sharing_a_key(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

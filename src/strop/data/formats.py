@@ -432,20 +432,23 @@ def role_texts(record: dict, kind: str) -> list[tuple[str, str]]:
     """(role, text) of each message of conversation(record, kind), without copying messages:
     dedupe and the token screen read every example of a file, not a sample."""
     if kind == "chat":
-        return [(m["role"], content_text(m.get("content"))) for m in record["messages"]]
+        return _message_texts(record["messages"])
     if kind == "prompt_completion":
         return [("user", record["prompt"]), ("assistant", record["completion"])]
     if kind == "preference":
         preferred, rejected = preference_outputs(record)
-        return ([(m["role"], content_text(m.get("content"))) for m in record["input"]["messages"]]
-                + _role_texts_of_output(preferred) + _role_texts_of_output(rejected))
+        return (_message_texts(record["input"]["messages"]) + _output_texts(preferred)
+                + _output_texts(rejected))
     return [("assistant", record["text"])]
 
 
-def _role_texts_of_output(value: object) -> list[tuple[str, str]]:
-    if isinstance(value, str):
-        return [("assistant", value)]
-    return [(m["role"], content_text(m.get("content"))) for m in value]
+def _message_texts(messages: list[dict]) -> list[tuple[str, str]]:
+    return [(m["role"], text if type(text := m.get("content")) is str else content_text(text))
+            for m in messages]
+
+
+def _output_texts(value: object) -> list[tuple[str, str]]:
+    return [("assistant", value)] if isinstance(value, str) else _message_texts(value)
 
 
 def _flat(message: dict) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strop.data.formats import conversation
+from strop.data.formats import conversation, role_texts
 
 _PROBE = "\u2063probe\u2063"  # a string no template adds on its own
 
@@ -38,8 +38,8 @@ class TokenCounter:
     def encode_lengths(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
-        if self._backend is not None:
-            return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+        if self._backend is not None:  # the fast variant skips the offsets a count never reads
+            return list(map(len, self._backend.encode_batch_fast(texts, add_special_tokens=False)))
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def render(self, messages: list[dict], tools: list | None = None,
@@ -132,17 +132,6 @@ def byte_bound(record: dict, kind: str) -> int:
     never emits more tokens than bytes (plus a couple per message for markers). Cheap on
     purpose: it screens every example of a large file."""
     total = 0
-    for text in _texts(record, kind):
-        total += (len(text) if text.isascii() else len(text.encode("utf-8"))) + 2
+    for _, text in role_texts(record, kind):
+        total += (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))) + 2
     return total
-
-
-def _texts(record: dict, kind: str):
-    if kind == "text":
-        yield record["text"]
-    elif kind == "prompt_completion":
-        yield record["prompt"]
-        yield record["completion"]
-    else:
-        for message in conversation(record, kind):
-            yield message["content"]
