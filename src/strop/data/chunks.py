@@ -16,6 +16,7 @@ from __future__ import annotations
 import marshal
 import multiprocessing
 import os
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,8 +30,9 @@ from strop.data.dedupe import Fingerprints, MinHasher, example_texts
 from strop.data.formats import Finding, detect_format, validate_record
 from strop.data.records import RawLine, ScanNotes, cyclic_gc_paused, scan_lines
 
-# Below this a single process is done about as soon as the workers would have started.
-PARALLEL_MIN_BYTES = 4 << 20
+# Below this (~20,000 chat examples) workers gain little: the token statistics and the
+# duplicate comparison, done in the calling process either way, dominate.
+PARALLEL_MIN_BYTES = 16 << 20
 CHUNK_BYTES = 1 << 20  # per worker task: ~1,000 chat examples, enough to keep both cores busy
 PROGRESS_EVERY = 10_000  # lines
 
@@ -163,5 +165,6 @@ def _cores() -> int:
 
 
 def _parallel_pays(path: Path) -> bool:
-    return (_cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
+    # fork only on Linux: macOS offers it, but its system frameworks are not fork-safe
+    return (sys.platform.startswith("linux") and _cores() > 1
             and path.stat().st_size >= PARALLEL_MIN_BYTES)
