@@ -89,7 +89,7 @@ async def create_job(body: JobCreate, request: Request, who: Caller = Depends(ca
 
 @router.get("/fine_tuning/jobs")
 async def list_jobs(request: Request, who: Caller = Depends(caller), after: str | None = None,
-              limit: int = Query(20, ge=1, le=100)):
+                    limit: int = Query(20, ge=1, le=100)):
     # The client sends a metadata filter as metadata[key]=value query parameters.
     metadata = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
                 if key.startswith("metadata[") and key.endswith("]")}
@@ -157,13 +157,13 @@ def _job_page(request: Request, who: Caller, job_id: str, query, to_object, afte
 
 @router.get("/fine_tuning/jobs/{job_id}/events")
 async def list_events(job_id: str, request: Request, who: Caller = Depends(caller),
-                after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
+                      after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
     return _job_page(request, who, job_id, job_queries.list_events, event_object, after, limit)
 
 
 @router.get("/fine_tuning/jobs/{job_id}/checkpoints")
 async def list_checkpoints(job_id: str, request: Request, who: Caller = Depends(caller),
-                     after: str | None = None, limit: int = Query(10, ge=1, le=100)):
+                           after: str | None = None, limit: int = Query(10, ge=1, le=100)):
     return _job_page(request, who, job_id, job_queries.list_checkpoints, checkpoint_object,
                      after, limit)
 

@@ -44,8 +44,7 @@ def create_job(session: Session, *, organization_id: str, model: str, base_model
               method=method, seed=seed, job_metadata=metadata, status="validating_files",
               result_files=[], created_at=ids.now(), attempts=0)
     session.add(job)
-    session.flush()
-    add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    session.add(_event(job.id, f"Created fine-tuning job: {job.id}"))
     return job
 
 
@@ -72,10 +71,15 @@ def list_jobs(session: Session, organization_id: str, *, after: str | None, limi
                 newest_first=True)
 
 
+def _event(job_id: str, message: str, level: str = "info", type: str = "message",
+           data: dict | None = None) -> Event:
+    return Event(id=ids.event_id(), job_id=job_id, created_at=ids.now(), level=level,
+                 message=message, type=type, data=data)
+
+
 def add_event(session: Session, job_id: str, message: str, *, level: str = "info",
               type: str = "message", data: dict | None = None) -> Event:
-    row = Event(id=ids.event_id(), job_id=job_id, created_at=ids.now(), level=level,
-                message=message, type=type, data=data)
+    row = _event(job_id, message, level, type, data)
     session.add(row)
     session.flush()
     return row
