@@ -56,6 +56,10 @@ def chat(
         loaded = load(_model_folder(model), progress=progress_printer)
     except (ModelError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
+    if hasattr(loaded.model, "merge_and_unload"):
+        # Merged into the base weights (loaded for this session only), a LoRA adapter decodes
+        # through strop.decoder as fast as the base model.
+        loaded.model = loaded.model.merge_and_unload()
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     if message is not None:
         _reply(loaded, history + [{"role": "user", "content": message}], params)
