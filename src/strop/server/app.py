@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
                   description="OpenAI-compatible fine-tuning service")
     app.state.settings = settings
     app.state.store = store
+    app.state.auth_cache = {}  # see strop.server.auth.caller
     app.state.resolve_model = store_resolver(store)
     errors.install(app)
     for router in (files.router, jobs.router, models.router):

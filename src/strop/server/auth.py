@@ -35,7 +35,7 @@ async def caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip() if scheme.lower() == "bearer" else ""
-    cache = request.app.state.__dict__.setdefault("auth_cache", {})
+    cache = request.app.state.auth_cache  # secret -> (Caller or APIError, expiry)
     now = time.monotonic()
     cached = cache.get(secret)
     if cached is None or cached[1] < now:
