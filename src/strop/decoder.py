@@ -221,11 +221,9 @@ class Decoder:
         import torch
 
         config = model.config
-        self.model = model
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
-        self.hidden_size = config.hidden_size
         self.eps = config.rms_norm_eps
         self.layers = [_Layer(layer) for layer in model.model.layers]
         self.final_norm = model.model.norm.weight.detach().float()
