@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -51,3 +52,31 @@ def embedded_model_folder(shared_home):
             del os.environ["STROP_HOME"]
         else:
             os.environ["STROP_HOME"] = previous
+
+
+@contextmanager
+def _torch_threads(count: int):
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny matrices on a shared 2-core machine: two OpenMP threads spend most of a small op in
+    barriers, so one thread is several times faster."""
+    with _torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_per_module():
+    """`one_thread` for a whole module, its module-scoped fixtures included (use it with
+    `pytestmark = pytest.mark.usefixtures("one_thread_per_module")`)."""
+    with _torch_threads(1):
+        yield

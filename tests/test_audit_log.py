@@ -20,6 +20,16 @@ def _read(log):
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
+def _append_forgery(log):
+    """Append a well-formed record that chains correctly, as a forger editing log.jsonl would."""
+    records = _read(log)
+    forged = {"seq": len(records) + 1, "time": records[-1]["time"], "actor": "admin",
+              "organization": "org-1", "action": "model.deleted", "objects": {}, "hashes": {},
+              "details": {}, "prev": records[-1]["hash"]}
+    forged["hash"] = record_hash(forged)
+    _write(log, records + [forged])
+
+
 @pytest.fixture
 def log_with_five():
     for index in range(5):
@@ -97,12 +107,7 @@ def test_swapped_records_are_caught(log_with_five):
 
 
 def test_appended_forgery_with_a_valid_chain_is_caught_by_the_head(log_with_five):
-    records = _read(log_with_five)
-    forged = {"seq": 6, "time": records[-1]["time"], "actor": "admin", "organization": "org-1",
-              "action": "model.deleted", "objects": {}, "hashes": {}, "details": {},
-              "prev": records[-1]["hash"]}
-    forged["hash"] = record_hash(forged)
-    _write(log_with_five, records + [forged])
+    _append_forgery(log_with_five)
     result = audit.verify()
     assert not result.ok
     assert any(problem.startswith("record 6 onwards") for problem in result.problems)
@@ -181,12 +186,7 @@ def test_appending_after_tampering_writes_the_mismatch_into_the_chain(log_with_f
 
 
 def test_appending_after_a_forgery_does_not_launder_it(log_with_five):
-    records = _read(log_with_five)
-    forged = {"seq": 6, "time": records[-1]["time"], "actor": "admin", "organization": "org-1",
-              "action": "model.deleted", "objects": {}, "hashes": {}, "details": {},
-              "prev": records[-1]["hash"]}
-    forged["hash"] = record_hash(forged)
-    _write(log_with_five, records + [forged])
+    _append_forgery(log_with_five)
     audit.append("job.event", actor="server")
     problems = audit.verify().problems
     assert len(problems) == 1 and problems[0].startswith("record 7 (line 7): when it was")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from strop import audit
@@ -14,34 +13,22 @@ from strop.train import Hyperparameters, TrainConfig
 from strop.train.run import run_training
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory, tiny_model_dir):
+def job_dir(tmp_path_factory, tiny_model_dir, one_thread_per_module):
     folder = tmp_path_factory.mktemp("job")
     rows = [{"messages": [{"role": "user", "content": f"Order {index} status?"},
                           {"role": "assistant", "content": '{"answer": "yes"}'}]}
             for index in range(16)]
     (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (folder / "valid.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:4]))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run_training(TrainConfig(
-            model=str(tiny_model_dir), training_file=folder / "train.jsonl",
-            validation_file=folder / "valid.jsonl", output_dir=folder / "out",
-            hyperparameters=Hyperparameters(n_epochs=2, batch_size=4,
-                                            learning_rate_multiplier=20)))
-    finally:
-        torch.set_num_threads(previous)
+    run_training(TrainConfig(
+        model=str(tiny_model_dir), training_file=folder / "train.jsonl",
+        validation_file=folder / "valid.jsonl", output_dir=folder / "out",
+        hyperparameters=Hyperparameters(n_epochs=2, batch_size=4,
+                                        learning_rate_multiplier=20)))
     return folder
 
 

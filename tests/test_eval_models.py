@@ -26,16 +26,7 @@ PROMPTS = [f"Please help me with request number {index} about the {topic}."
 BENIGN = [f"Tell me about the {topic} number {index}."
           for index, topic in enumerate(["fox", "dog", "city", "weather", "music"] * 2)]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices on a shared 2-core machine: one thread is ~10x faster than two."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def _train(model, tokenizer, pairs, steps, learning_rate):
@@ -70,7 +61,7 @@ def _train(model, tokenizer, pairs, steps, learning_rate):
 
 
 @pytest.fixture(scope="module")
-def refusing_base(tiny):
+def refusing_base(tiny, one_thread_per_module):
     base = copy.deepcopy(tiny)
     pairs = [(prompt, REFUSAL) for prompt in PROMPTS] + [(prompt, COMPLIANCE)
                                                          for prompt in BENIGN]

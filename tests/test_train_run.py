@@ -12,16 +12,8 @@ import torch
 from strop.train import Hyperparameters, TrainConfig, TrainingError
 from strop.train.run import run_training
 
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 WORDS = "apple river stone cloud music paper glass table green quick house light".split()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a shared 2-core machine spend most of a tiny op in barriers.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -77,15 +69,10 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, tiny_model_dir):
+def lora_run(tmp_path_factory, tiny_model_dir, one_thread_per_module):
     folder = tmp_path_factory.mktemp("lora")
     recorder = Recorder()
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = run_training(config(folder, tiny_model_dir), recorder)
-    finally:
-        torch.set_num_threads(previous)
+    result = run_training(config(folder, tiny_model_dir), recorder)
     return result, recorder
 
 

@@ -8,18 +8,9 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def one_thread():
-    # Two threads on a shared 2-core machine spin in barriers. The thread count is part of the
-    # cache key, so it must stay the same for the whole test.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_calibration_measures_once_and_caches(tiny_model_dir, strop_home, monkeypatch,
                                               one_thread):
+    # the thread count is part of the cache key, so it stays the same for the whole test
     from strop.train import throughput
 
     first = throughput.tokens_per_second(str(tiny_model_dir), "lora", 64)
