@@ -32,6 +32,10 @@ SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 SUPPORTED_ROPE = ("default", "linear", "llama3")
 
 
+class UnsupportedModel(ValueError):
+    """The model's arithmetic is not what this decoder computes; use the model's own forward."""
+
+
 def unsupported_reason(model) -> str | None:
     """Why this model cannot use the written-out decoder, or None when it can."""
     import torch
@@ -217,7 +221,7 @@ class Decoder:
     def __init__(self, model):
         reason = unsupported_reason(model)
         if reason is not None:
-            raise ValueError(f"The written-out decoder cannot run this model: {reason}.")
+            raise UnsupportedModel(f"The written-out decoder cannot run this model: {reason}.")
         import torch
 
         config = model.config

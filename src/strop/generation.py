@@ -100,11 +100,12 @@ def decode_session(model, capacity: int):
     last one's logits. Uses the written-out decoder (strop.decoder) when the model allows it.
     The decoder is rebuilt for every generation (about a millisecond) so that it always sees
     the model's current modules."""
-    from strop.decoder import Decoder, unsupported_reason
+    from strop.decoder import Decoder, UnsupportedModel
 
-    if unsupported_reason(model) is None:
+    try:
         return Decoder(model).session(capacity)
-    return _TransformersSession(model)
+    except UnsupportedModel:
+        return _TransformersSession(model)
 
 
 def generate_token_ids(model, prompt_ids: list[int], params: SamplingParams,
