@@ -137,8 +137,11 @@ def append(action: str, *, actor: str | None = None, organization: str | None = 
     """
     if not action or not isinstance(action, str):
         raise AuditError("audit action must be a non-empty string, e.g. 'job.created'")
-    log = Path(path) if path is not None else log_path()
-    log.parent.mkdir(parents=True, exist_ok=True)
+    if path is None:
+        log = log_path()  # creates the audit folder
+    else:
+        log = Path(path)
+        log.parent.mkdir(parents=True, exist_ok=True)
     entry = _Pending(action, actor, organization, _json_safe("objects", dict(objects or {})),
                      _json_safe("hashes", dict(hashes or {})),
                      _json_safe("details", dict(details or {})))
