@@ -76,7 +76,7 @@ def _tuned_model(tmp_path, tiny_model_dir) -> str:
             session, organization_id=organization.id, model=str(tiny_model_dir),
             base_model=str(tiny_model_dir), training_file="file-x", validation_file=None,
             method={"type": "supervised"}, seed=1, suffix=None, metadata=None)
-        job.status = "succeeded"
+        job_queries.get_job(session, job.id).status = "succeeded"
         name = job_queries.fine_tuned_name(job, organization.name)
         session.add(TunedModel(name=name, organization_id=organization.id, job_id=job.id,
                                base_model=str(tiny_model_dir), kind="final", step=1,

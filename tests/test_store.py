@@ -21,7 +21,7 @@ def store(strop_home):
     return Store(Settings.load(home=strop_home).database)
 
 
-def _job(session, organization_id: str, **overrides) -> Job:
+def _job(session, organization_id: str, **overrides) -> job_queries.JobRow:
     values = dict(organization_id=organization_id, model="smollm2-135m-instruct",
                   base_model="smollm2-135m-instruct", training_file="file-x",
                   validation_file=None, method={"type": "supervised"}, seed=1, suffix=None,

@@ -16,7 +16,8 @@ from strop.server.routing import JSONRoute
 from strop.server.errors import APIError, not_found
 from strop.server.objects import cursor_page, file_object
 from strop.store import CursorNotFound
-from strop.store.files import UploadTooLarge, add_file, blob_path, delete_file, get_file, write_blob
+from strop.store.files import (UploadTooLarge, add_file, blob_path, delete_file, file_row, get_file,
+                               write_blob)
 from strop.store.paging import page
 from strop.store.tables import StoredFile
 from strop.store.validation import check_training_file, file_error, report_summary
@@ -119,9 +120,10 @@ def list_files(request: Request, who: Caller = Depends(caller), purpose: str | N
         return cursor_page([file_object(row) for row in result.data], result.has_more)
 
 
-def _owned(request: Request, who: Caller, file_id: str) -> StoredFile:
+def _owned(request: Request, who: Caller, file_id: str):
+    """The caller's file as a read-only row; 404 when there is none."""
     with request.app.state.store.read() as session:
-        row = get_file(session, file_id, who.organization_id)
+        row = file_row(session, file_id, who.organization_id)
     if row is None:
         raise not_found("File", file_id)
     return row

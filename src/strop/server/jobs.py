@@ -17,8 +17,7 @@ from strop.server.objects import checkpoint_object, cursor_page, event_object, j
 from strop.server.schemas import JobCreate
 from strop.store import CursorNotFound
 from strop.store import jobs as job_queries
-from strop.store.files import get_file
-from strop.store.tables import Job
+from strop.store.files import file_row
 
 # The job routes are async and do their database work on the event loop: each is a few short
 # SQLite statements (well under a millisecond), and running them one after another on one
@@ -54,7 +53,7 @@ def _base_model(session, who: Caller, name: str) -> str:
 def _check_file(session, who: Caller, file_id: str | None, param: str) -> None:
     if file_id is None:
         return
-    row = get_file(session, file_id, who.organization_id)
+    row = file_row(session, file_id, who.organization_id)
     if row is None:
         raise APIError(400, f"Invalid file ID '{file_id}': no such file.", param=param,
                        code="invalid_file")
@@ -102,8 +101,10 @@ async def list_jobs(request: Request, who: Caller = Depends(caller), after: str 
         return cursor_page([job_object(job) for job in result.data], result.has_more)
 
 
-def _job(session, who: Caller, job_id: str) -> Job:
-    job = job_queries.get_job(session, job_id, who.organization_id)
+def _job(session, who: Caller, job_id: str, lookup=job_queries.job_row):
+    """The caller's job (a read-only row, or a Job object with `lookup=get_job`); 404 when
+    there is none."""
+    job = lookup(session, job_id, who.organization_id)
     if job is None:
         raise APIError(404, f"Could not find fine-tuning job: {job_id}", param="fine_tuning_job_id",
                        code="fine_tuning_job_not_found")
@@ -118,7 +119,7 @@ async def retrieve_job(job_id: str, request: Request, who: Caller = Depends(call
 
 async def _change(request: Request, who: Caller, job_id: str, change, action: str):
     with request.app.state.store.session() as session:
-        job = _job(session, who, job_id)
+        job = _job(session, who, job_id, job_queries.get_job)
         try:
             change(session, job)
         except job_queries.JobStateError as exc:

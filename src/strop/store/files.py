@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from strop.store import ids
-from strop.store.tables import StoredFile
+from strop.store.tables import StoredFile, row_columns
 
 CHUNK = 1024 * 1024
 
@@ -67,8 +67,19 @@ _FILE_BY_ID = select(StoredFile).where(StoredFile.id == bindparam("file_id"),
                                        StoredFile.organization_id == bindparam("organization_id"))
 
 
+_FILE_ROW_BY_ID = select(*row_columns(StoredFile)).where(
+    StoredFile.__table__.c.id == bindparam("file_id"),
+    StoredFile.__table__.c.organization_id == bindparam("organization_id"))
+
+
 def get_file(session: Session, file_id: str, organization_id: str) -> StoredFile | None:
     return session.scalar(_FILE_BY_ID, {"file_id": file_id, "organization_id": organization_id})
+
+
+def file_row(session: Session, file_id: str, organization_id: str):
+    """The file as a read-only row with StoredFile's attributes, or None."""
+    return session.execute(_FILE_ROW_BY_ID, {"file_id": file_id,
+                                             "organization_id": organization_id}).first()
 
 
 def delete_file(session: Session, files_dir: Path, row: StoredFile) -> None:

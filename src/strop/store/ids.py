@@ -10,7 +10,14 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 def random_token(length: int = 24) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """`length` characters drawn uniformly from letters and digits, from one call to the OS's
+    random source (one call per character cost ~60 us per id)."""
+    number = secrets.randbelow(len(_ALPHABET) ** length)
+    characters = []
+    for _ in range(length):
+        number, digit = divmod(number, len(_ALPHABET))
+        characters.append(_ALPHABET[digit])
+    return "".join(characters)
 
 
 def file_id() -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections import namedtuple
 from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, inspect, insert, select, update
 from sqlalchemy.orm import Session
 
 from strop.store import ids
 from strop.store.paging import Page, page
-from strop.store.tables import Checkpoint, Event, Job, TunedModel
+from strop.store.tables import Checkpoint, Event, Job, TunedModel, row_columns
 
 ACTIVE = ("validating_files", "queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -35,21 +36,36 @@ def checkpoint_name(job: Job, organization_name: str, step: int) -> str:
     return f"{fine_tuned_name(job, organization_name)}:ckpt-step-{step}"
 
 
+# The job routes read and create jobs as plain rows (SQLAlchemy Core); the worker and the
+# state changes load Job objects. Statements are built once: building one costs about as much
+# as running it.
+_JOBS = Job.__table__.c
+_JOB_COLUMN_NAMES = {attribute.key: attribute.columns[0].key
+                     for attribute in inspect(Job).column_attrs}
+JobRow = namedtuple("JobRow", list(_JOB_COLUMN_NAMES))
+_JOB_ROWS = select(*row_columns(Job))
+_JOB_ROW_BY_ID = _JOB_ROWS.where(_JOBS.id == bindparam("job_id"))
+_ORGANIZATION_JOB_ROWS = _JOB_ROWS.where(_JOBS.organization_id == bindparam("organization_id"))
+_JOB_BY_ID = select(Job).where(Job.id == bindparam("job_id"))
+_INSERT_JOB = insert(Job.__table__)
+_INSERT_EVENT = insert(Event.__table__)
+
+
 def create_job(session: Session, *, organization_id: str, model: str, base_model: str,
                training_file: str, validation_file: str | None, method: dict, seed: int,
-               suffix: str | None, metadata: dict | None) -> Job:
-    job = Job(id=ids.job_id(), organization_id=organization_id, model=model,
-              base_model=base_model, model_slug=model_slug(base_model), model_id=ids.model_id(),
-              suffix=suffix, training_file=training_file, validation_file=validation_file,
-              method=method, seed=seed, job_metadata=metadata, status="validating_files",
-              result_files=[], created_at=ids.now(), attempts=0)
-    session.add(job)
-    session.add(_event(job.id, f"Created fine-tuning job: {job.id}"))
+               suffix: str | None, metadata: dict | None) -> JobRow:
+    """Insert a job and its first event; returns the new job as a read-only row (`get_job`
+    loads it as an object to change)."""
+    job = JobRow(**{**dict.fromkeys(JobRow._fields), **dict(
+        id=ids.job_id(), organization_id=organization_id, model=model, base_model=base_model,
+        model_slug=model_slug(base_model), model_id=ids.model_id(), suffix=suffix,
+        training_file=training_file, validation_file=validation_file, method=method,
+        seed=seed, job_metadata=metadata, status="validating_files", result_files=[],
+        created_at=ids.now(), attempts=0)})
+    session.execute(_INSERT_JOB, {_JOB_COLUMN_NAMES[key]: value
+                                  for key, value in job._asdict().items() if key != "seq"})
+    session.execute(_INSERT_EVENT, _event_values(job.id, f"Created fine-tuning job: {job.id}"))
     return job
-
-
-# Built once: constructing the expression costs about as much as running it.
-_JOB_BY_ID = select(Job).where(Job.id == bindparam("job_id"))
 
 
 def get_job(session: Session, job_id: str, organization_id: str | None = None) -> Job | None:
@@ -59,27 +75,37 @@ def get_job(session: Session, job_id: str, organization_id: str | None = None) -
     return job
 
 
+def job_row(session: Session, job_id: str, organization_id: str | None = None):
+    """The job as a read-only row with Job's attributes, or None."""
+    row = session.execute(_JOB_ROW_BY_ID, {"job_id": job_id}).first()
+    if row is None or (organization_id is not None and row.organization_id != organization_id):
+        return None
+    return row
+
+
 def list_jobs(session: Session, organization_id: str, *, after: str | None, limit: int,
               metadata: dict[str, str] | None = None) -> Page:
-    statement = select(Job).where(Job.organization_id == organization_id)
-    if not metadata:
-        return page(session, statement, Job, after=after, limit=limit, newest_first=True)
-    # Metadata is JSON; filtering in Python keeps one query shape for SQLite and PostgreSQL.
-    matching = [job.id for job in session.scalars(statement)
-                if all((job.job_metadata or {}).get(key) == value for key, value in metadata.items())]
-    return page(session, statement.where(Job.id.in_(matching)), Job, after=after, limit=limit,
-                newest_first=True)
+    """A page of the organisation's jobs as read-only rows, newest first."""
+    statement = _ORGANIZATION_JOB_ROWS.params(organization_id=organization_id)
+    if metadata:
+        # Metadata is JSON; filtering in Python keeps one query shape for SQLite and PostgreSQL.
+        matching = [job.id for job in session.execute(statement)
+                    if all((job.job_metadata or {}).get(key) == value
+                           for key, value in metadata.items())]
+        statement = statement.where(_JOBS.id.in_(matching))
+    return page(session, statement, _JOBS, after=after, limit=limit, newest_first=True,
+                rows=True)
 
 
-def _event(job_id: str, message: str, level: str = "info", type: str = "message",
-           data: dict | None = None) -> Event:
-    return Event(id=ids.event_id(), job_id=job_id, created_at=ids.now(), level=level,
-                 message=message, type=type, data=data)
+def _event_values(job_id: str, message: str, level: str = "info", type: str = "message",
+                  data: dict | None = None) -> dict:
+    return dict(id=ids.event_id(), job_id=job_id, created_at=ids.now(), level=level,
+                message=message, type=type, data=data)
 
 
 def add_event(session: Session, job_id: str, message: str, *, level: str = "info",
               type: str = "message", data: dict | None = None) -> Event:
-    row = _event(job_id, message, level, type, data)
+    row = Event(**_event_values(job_id, message, level, type, data))
     session.add(row)
     session.flush()
     return row

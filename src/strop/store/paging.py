@@ -24,8 +24,10 @@ class Page(Generic[Row]):
 
 
 def page(session: Session, statement: Select, table, *, after: str | None, limit: int,
-         newest_first: bool, id_column=None) -> Page:
-    """Rows of `statement` ordered by `table.seq`, starting past the row whose id is `after`."""
+         newest_first: bool, id_column=None, rows: bool = False) -> Page:
+    """Objects of `statement` (an ORM select), or its rows with `rows=True` (a select of
+    columns), ordered by `table.seq`, starting past the one whose id is `after`. `table` is the
+    mapped class, or a table's columns (`Job.__table__.c`) for a select of columns."""
     id_column = id_column if id_column is not None else table.id
     if after:
         cursor_seq = session.scalar(
@@ -34,5 +36,6 @@ def page(session: Session, statement: Select, table, *, after: str | None, limit
             raise CursorNotFound(after)
         statement = statement.where(table.seq < cursor_seq if newest_first else table.seq > cursor_seq)
     order = table.seq.desc() if newest_first else table.seq.asc()
-    rows = list(session.scalars(statement.order_by(order).limit(limit + 1)))
-    return Page(rows[:limit], len(rows) > limit)
+    result = session.execute(statement.order_by(order).limit(limit + 1))
+    found = list(result if rows else result.scalars())
+    return Page(found[:limit], len(found) > limit)
