@@ -285,10 +285,10 @@ class DecodeSession:
                 rotary = lambda qk: torch.mm(qk[0], rotate)[None]  # noqa: E731
             else:
                 rotary = lambda qk: qk * cos + _rotate_half(qk) * sin  # noqa: E731
-            x = d.embeddings[token_ids].float()
+            x = d.embeddings[token_ids].float()  # a copy (indexing), so added to in place
             for index, layer in enumerate(d.layers):
-                x = x + self._attention(index, layer, d._norm(x, layer.attention_norm), rotary)
-                x = x + self._mlp(layer, d._norm(x, layer.mlp_norm))
+                x.add_(self._attention(index, layer, d._norm(x, layer.attention_norm), rotary))
+                x.add_(self._mlp(layer, d._norm(x, layer.mlp_norm)))
             h = d._norm(x[-1:], d.final_norm)
             logits = _linear(_matmul_input(h, d.head.weight.dtype), d.head)[0]
         self.position = end
@@ -329,4 +329,4 @@ class DecodeSession:
         dtype = self.decoder.dtype
         h = _matmul_input(h, dtype)
         gate, up = _project(h, layer.gate_up, layer.gate_up_joined).chunk(2, dim=-1)
-        return _linear(_matmul_input(torch.nn.functional.silu(gate) * up, dtype), layer.down)
+        return _linear(_matmul_input(torch.nn.functional.silu(gate).mul_(up), dtype), layer.down)
