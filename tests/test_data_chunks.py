@@ -80,7 +80,7 @@ def test_workers_give_the_single_process_report(tmp_path, in_small_chunks, monke
     assert {line: found.get(line) for line in planted} == planted
     checks = {p.check for p in together.errors}
     assert {"invalid_json", "invalid_utf8", "not_an_object", "unknown_format", "mixed_formats",
-            "unknown_role", "empty_field"} <= checks
+            "unknown_role", "empty_field", "lone_surrogate"} <= checks
     assert {w.check for w in together.warnings} >= {"bom", "blank_line", "duplicates"}
 
 

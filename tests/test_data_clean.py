@@ -305,3 +305,62 @@ def test_check_with_the_embedded_model(embedded_model_folder):
                                              .data["messages"], tokenize=False)
     assert "<|im_start|>" in rendered  # SmolLM2's ChatML template is what was counted
     assert 0 < stats["tokens"]["trained"] < stats["tokens"]["prompt"] < stats["tokens"]["total"]
+
+
+def _rows_with_a_lone_surrogate_on_line_3() -> list[dict]:
+    rows = [_chat(f"Question {i} about parcel {i * 11}?", f"Answer {i}: it ships on day {i}.")
+            for i in range(12)]
+    rows[2] = _chat("bad \ud800 text", "fine")  # json.dumps writes it as the escape \ud800
+    return rows
+
+
+def test_clean_and_split_refuse_a_lone_surrogate_and_keep_earlier_outputs(tmp_path):
+    from strop.data.records import DataFileError
+
+    path = _write(tmp_path / "in.jsonl", _rows_with_a_lone_surrogate_on_line_3())
+    outputs = [tmp_path / "out.jsonl", tmp_path / "t.jsonl", tmp_path / "v.jsonl"]
+    for output in outputs:
+        output.write_text("an earlier run's output\n")
+    reason = r"Line 3: messages\[0\]\.content contains a lone surrogate \\ud800"
+    with pytest.raises(DataFileError, match=reason):
+        clean_file(path, outputs[0], pii=None)
+    with pytest.raises(DataFileError, match=reason):
+        split_file(path, outputs[1], outputs[2], 0.25)
+    assert [o.read_text() for o in outputs] == ["an earlier run's output\n"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl", "t.jsonl",
+                                                          "v.jsonl"]  # no partial files
+
+
+def test_clean_and_split_write_valid_utf8_once_the_line_is_fixed(tmp_path):
+    rows = _rows_with_a_lone_surrogate_on_line_3()
+    rows[2] = _chat("a whole pair \U0001F600 is fine", "fine")  # written as \ud83d\ude00
+    path = _write(tmp_path / "in.jsonl", rows)
+    assert "\\ud83d\\ude00" in path.read_text()
+    clean_file(path, tmp_path / "out.jsonl", pii=None)
+    split_file(path, tmp_path / "t.jsonl", tmp_path / "v.jsonl", 0.25)
+    written = {name: (tmp_path / name).read_bytes().decode("utf-8")  # strict: valid UTF-8
+               for name in ("out.jsonl", "t.jsonl", "v.jsonl")}
+    assert "\U0001F600" in written["out.jsonl"]
+    assert "\U0001F600" in written["t.jsonl"] + written["v.jsonl"]
+    assert len(read_records(tmp_path / "out.jsonl")) == 12
+
+
+def test_write_records_is_all_or_nothing_and_names_the_record(tmp_path):
+    from strop.data.records import DataFileError, write_records
+
+    out = tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+    with pytest.raises(DataFileError, match=r"record 2: messages\[0\]\.content contains a lone "
+                                            r"surrogate \\ud800"):
+        write_records(out, [_chat("ok", "ok"), _chat("a\ud800", "b"), _chat("c", "d")])
+    assert out.read_text() == "kept\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+    assert write_records(out, [_chat("ok", "ok")]) == 1 and len(read_records(out)) == 1
+
+
+def test_stats_of_records_in_memory_name_a_lone_surrogate(tiny):
+    from strop.data.records import DataFileError
+
+    with pytest.raises(DataFileError, match=r"^Line 3: messages\[0\]\.content contains a lone "
+                                            r"surrogate \\ud800"):
+        compute_stats(_rows_with_a_lone_surrogate_on_line_3(), tiny.tokenizer)

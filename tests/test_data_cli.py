@@ -71,3 +71,30 @@ def test_estimate_command(tiny_model_dir, monkeypatch):
     bad = runner.invoke(app, ["estimate", str(FIXTURES / "valid_chat.jsonl"), "--model",
                               str(tiny_model_dir), "--epochs", "99"])
     assert bad.exit_code == 2
+
+
+def test_a_lone_surrogate_is_reported_by_every_command_without_a_traceback(tmp_path,
+                                                                            tiny_model_dir):
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"question {i} on item {i}"},
+                                      {"role": "assistant", "content": f"answer {i}"}]})
+             for i in range(12)]
+    lines[2] = lines[2].replace("question 2", "bad \\ud800 text")  # valid JSON, not UTF-8-able
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    check = runner.invoke(app, ["data", "check", str(path), "--model", str(tiny_model_dir),
+                                "--json"])
+    assert check.exit_code == 1 and isinstance(check.exception, SystemExit), check.exception
+    payload = json.loads(check.stdout)
+    assert [(e["line"], e["check"]) for e in payload["errors"]] == [(3, "lone_surrogate")]
+    assert payload["stats"]["examples"] == 11  # tokens counted, without the bad line
+    table = runner.invoke(app, ["data", "check", str(path), "--model", str(tiny_model_dir)])
+    assert table.exit_code == 1 and "lone_surrogate" in table.output
+    reason = "Line 3: messages[0].content contains a lone surrogate \\ud800"
+    for args in (["data", "clean", str(path), "-o", str(tmp_path / "out.jsonl")],
+                 ["data", "split", str(path)],
+                 ["estimate", str(path), "--model", str(tiny_model_dir)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert reason in " ".join(result.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl"]  # nothing written

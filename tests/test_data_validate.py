@@ -195,3 +195,74 @@ def test_a_role_that_is_not_a_string_is_an_unknown_role(tmp_path):
     assert [(p.line, p.check, p.param) for p in report.errors] == [
         (11, "unknown_role", "messages[0].role")]
     assert report.errors[0].message == "Line 11, message 1: unknown role ['user']."
+
+
+def _chat_line(user: str, assistant: str = "a reply") -> str:
+    return json.dumps({"messages": [{"role": "user", "content": user},
+                                    {"role": "assistant", "content": assistant}]})
+
+
+def _file_with(tmp_path, line_3: str) -> Path:
+    """Twelve good chat lines, line 3 replaced by `line_3` (raw JSON text)."""
+    lines = [_chat_line(f"question {i} about shipping item {i * 7}") for i in range(12)]
+    lines[2] = line_3
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_lone_surrogate_is_an_error_naming_line_place_and_character(tmp_path, tiny):
+    # '\ud800' is a valid JSON escape, but half of a UTF-16 pair: UTF-8 cannot encode it
+    path = _file_with(tmp_path, '{"messages": [{"role": "user", "content": "bad \\ud800 text"}, '
+                                '{"role": "assistant", "content": "fine"}]}')
+    report = validate_file(path, tiny.tokenizer, 512, near_duplicate_threshold=0.85)
+    assert [(p.line, p.check, p.param, p.code) for p in report.errors] == [
+        (3, "lone_surrogate", "messages[0].content", "invalid_training_file")]
+    problem = report.errors[0]
+    assert problem.message == ("Line 3: messages[0].content contains a lone surrogate \\ud800 at "
+                               "character 5, half of a UTF-16 pair, which cannot be encoded as "
+                               "UTF-8.")
+    assert "Fix the encoding" in problem.hint
+    json.dumps(report.to_dict(), ensure_ascii=False).encode("utf-8")  # the report itself prints
+    assert report.stats["examples"] == 11  # token counting never saw the line
+
+
+@pytest.mark.parametrize("line_3,param,words", [
+    # a plain {role, content} message takes validation's fast path; one with a name does not
+    ('{"messages": [{"role": "user", "content": "x", "name": "a\\udc00"}, '
+     '{"role": "assistant", "content": "y"}]}', "messages[0].name", "lone surrogate \\udc00"),
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], '
+     '"\\ud83d": 1}', None, "the key '\\ud83d'"),
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, '
+     '"tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", '
+     '"arguments": "{\\"q\\": \\"\\\\ud800\\"}"}}]}]}', None, None),  # an escaped escape: fine
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, '
+     '"tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", '
+     '"arguments": "{\\"q\\": \\"\\udbff\\"}"}}]}]}',
+     "messages[1].tool_calls[0].function.arguments", "character 8"),
+])
+def test_lone_surrogates_are_found_anywhere_in_a_record(tmp_path, line_3, param, words):
+    report = validate_file(_file_with(tmp_path, line_3))
+    if words is None:
+        assert report.ok, report.errors
+        return
+    assert [(p.line, p.check, p.param) for p in report.errors] == [(3, "lone_surrogate", param)]
+    assert words in report.errors[0].message
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_not_lone_surrogates(tmp_path):
+    # what json.dumps writes for an emoji, and a literal backslash before "ud800"
+    path = _file_with(tmp_path, _chat_line("smile \ud83d\ude00 and a path C:\\ud800"))
+    assert "\\ud83d\\ude00" in path.read_text() and "\\\\ud800" in path.read_text()
+    report = validate_file(path, near_duplicate_threshold=0.85)
+    assert report.ok, report.errors
+    assert read_records(path)[2].data["messages"][0]["content"] == \
+        "smile \U0001F600 and a path C:\\ud800"
+
+
+def test_read_records_refuses_a_lone_surrogate_naming_the_line(tmp_path):
+    path = _file_with(tmp_path, '{"text": "half a pair: \\udfff"}')
+    with pytest.raises(DataFileError, match=r"^Line 3: text contains a lone surrogate \\udfff "
+                                            r"at character 14") as caught:
+        read_records(path)
+    assert caught.value.line == 3

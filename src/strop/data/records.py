@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 BOM = b"\xef\xbb\xbf"
+# A JSON escape in the surrogate range (\ud800-\udfff): the only way a lone surrogate, which
+# UTF-8 cannot encode, gets into parsed text (the strict UTF-8 decoder refuses encoded ones).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(slots=True)
@@ -28,8 +33,9 @@ class RawLine:
 
     line: int
     data: object = None  # the parsed JSON value (any type) when `error` is None
-    error: str | None = None  # "invalid_utf8", "invalid_json"
+    error: str | None = None  # "invalid_utf8", "invalid_json", "lone_surrogate"
     detail: str = ""  # the decoder's message, with byte or column offsets
+    param: str | None = None  # where in the record (lone_surrogate), e.g. "messages[0].content"
 
 
 class DataFileError(ValueError):
@@ -94,12 +100,70 @@ def scan_lines(path: str | Path, notes: ScanNotes | None = None, *, start: int =
                                      f"UTF-8 ({exc.reason})")
                 continue
             try:
-                yield RawLine(number, loads(text))
+                data = loads(text)
             except json.JSONDecodeError as exc:
                 yield RawLine(number, error="invalid_json",
                               detail=f"{exc.msg} at column {exc.colno}")
+                continue
             except RecursionError:
                 yield RawLine(number, error="invalid_json", detail="nesting is too deep")
+                continue
+            # Valid JSON, but "\ud800" alone decodes to a character no UTF-8 file, tokenizer
+            # or cleaned copy can hold; the raw text screens out almost every line cheaply.
+            if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+                found = lone_surrogate(data)
+                if found is not None:
+                    yield RawLine(number, data, error="lone_surrogate", detail=found[1],
+                                  param=found[0])
+                    continue
+            yield RawLine(number, data)
+
+
+def lone_surrogate(value: object) -> tuple[str | None, str] | None:
+    """(JSON path, description) of the first string (value or key) in `value` holding a lone
+    UTF-16 surrogate, or None. The description shows the character escaped, so it prints."""
+    try:  # repr writes a surrogate as \udXXX (an emoji stays itself): a C-speed screen
+        if not _SURROGATE_ESCAPE.search(repr(value)):
+            return None
+    except RecursionError:  # nested as deep as json allows: walk it instead
+        pass
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            where = _surrogate_in(item)
+            if where is not None:
+                return path or None, f"{path or 'the value'} {where}"
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and (where := _surrogate_in(key)) is not None:
+                    escaped = _printable(key)
+                    return (path or None,
+                            f"the key '{escaped}'{f' of {path}' if path else ''} {where}")
+                children.append((child, child_path))
+            stack.extend(reversed(children))  # first in document order comes out first
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]")
+                         for index, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _surrogate_in(text: str) -> str | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"contains a lone surrogate {_printable(text[exc.start])} at character "
+                f"{exc.start + 1}, half of a UTF-16 pair, which cannot be encoded as UTF-8")
+    return None
+
+
+def _printable(text: str) -> str:
+    """`text` with surrogates written as \\udXXX escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @contextmanager
@@ -145,14 +209,33 @@ def as_records(source: str | Path | Iterable[Record | dict]) -> list[Record]:
 
 
 def write_records(path: str | Path, records: Iterable[dict]) -> int:
-    """Write dicts as JSONL (UTF-8, one object per line, no ASCII escaping); return the count."""
+    """Write dicts as JSONL (UTF-8, one object per line, no ASCII escaping); return the count.
+
+    The lines go to PATH.partial first, which replaces `path` only once all are written: a
+    failure midway leaves an earlier file under that name as it was, and no partial file.
+    A record UTF-8 cannot hold (a lone surrogate) raises DataFileError naming it.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
     count = 0
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            handle.write(dumps(record))
-            handle.write("\n")
-            count += 1
+    try:
+        with open(partial, "w", encoding="utf-8", newline="\n") as handle:
+            for record in records:
+                line = dumps(record)
+                try:
+                    handle.write(line)
+                except UnicodeEncodeError:
+                    found = lone_surrogate(record)
+                    raise DataFileError(
+                        f"Cannot write {path}: record {count + 1}: "
+                        f"{found[1] if found else 'text UTF-8 cannot encode'}.") from None
+                handle.write("\n")
+                count += 1
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return count
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from strop.data.formats import conversation, detect_format
-from strop.data.records import Record, as_records
+from strop.data.records import DataFileError, Record, as_records, lone_surrogate
 from strop.data.tokens import TokenCounter, byte_bound
 
 # Above this many examples, distributions come from a fixed random sample (exact totals for
@@ -68,7 +68,7 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
     counts = []
     for start in range(0, len(measured), BATCH):
         batch = measured[start:start + BATCH]
-        counts.extend(counter.count([r.data for r in batch], kind))
+        counts.extend(_count(counter, batch, kind))
         if progress:
             progress(start + len(batch), len(measured))
     totals = [c.total for c in counts]
@@ -82,7 +82,7 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
                         byte_bound(r.data, kind) + 64 > context_length]
             for start in range(0, len(suspects), BATCH):
                 batch = suspects[start:start + BATCH]
-                for record, count in zip(batch, counter.count([r.data for r in batch], kind)):
+                for record, count in zip(batch, _count(counter, batch, kind)):
                     by_line[record.line] = count.total
             over_lines = sorted(line for line, total in by_line.items() if total > context_length)
         else:
@@ -118,6 +118,20 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
     }
     stats["readiness"] = readiness(stats)
     return stats
+
+
+def _count(counter: TokenCounter, batch: list[Record], kind: str) -> list:
+    try:
+        return counter.count([r.data for r in batch], kind)
+    except (TypeError, UnicodeEncodeError):
+        # Records from a file never get here with a lone surrogate (validation and
+        # read_records refuse the line); records passed in memory might, and the tokenizer's
+        # own error names neither the example nor the character.
+        for record in batch:
+            found = lone_surrogate(record.data)
+            if found is not None:
+                raise DataFileError(f"Line {record.line}: {found[1]}.", record.line) from None
+        raise
 
 
 def shared_system_prompt(records: list[Record], kind: str, counter: TokenCounter | None = None

@@ -175,6 +175,11 @@ def _report_unreadable(collector: _Collector, raw) -> None:
     if raw.error == "invalid_utf8":
         collector.error(raw.line, "invalid_utf8", f"Line {raw.line}: {raw.detail}.",
                         "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")
+    elif raw.error == "lone_surrogate":
+        collector.error(raw.line, "lone_surrogate", f"Line {raw.line}: {raw.detail}.",
+                        "Fix the encoding where the file was made: a \\ud800-\\udfff escape "
+                        "must be one half of a surrogate pair (e.g. \\ud83d\\ude00); write the "
+                        "character whole, or remove it.", raw.param)
     elif raw.error == "invalid_json":
         collector.error(raw.line, "invalid_json", f"Line {raw.line}: invalid JSON ({raw.detail}).",
                         "Each line must be one complete JSON object; check quotes, commas and "
