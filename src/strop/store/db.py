@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
@@ -24,7 +25,7 @@ class Store:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options["pool_pre_ping"] = True
-        self.engine = create_engine(url, **options)
+        self.engine = create_engine(url, json_deserializer=_json_loads, **options)
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
@@ -60,6 +61,16 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _json_loads(text: str):
+    """json.loads with the values most JSON columns hold (no error, no metadata, no result
+    files yet) answered without parsing: a page of 20 jobs decodes about 100 of them."""
+    if text == "null":
+        return None
+    if text == "[]":
+        return []
+    return json.loads(text)
 
 
 def _sqlite_pragmas(connection, _record) -> None:
