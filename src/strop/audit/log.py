@@ -156,9 +156,15 @@ def append(action: str, *, actor: str | None = None, organization: str | None = 
     else:
         log = Path(path)
         log.parent.mkdir(parents=True, exist_ok=True)
-    entry = _Pending(action, actor, organization, _json_safe("objects", dict(objects or {})),
-                     _json_safe("hashes", dict(hashes or {})),
-                     _json_safe("details", dict(details or {})))
+    fields = {"objects": dict(objects or {}), "hashes": dict(hashes or {}),
+              "details": dict(details or {})}
+    try:
+        _canonical(fields)  # here, so that the caller gets the error, not the batch
+    except (TypeError, ValueError):
+        for name, value in fields.items():
+            _json_safe(name, value)
+        raise
+    entry = _Pending(action, actor, organization, **fields)
     return _group_commit(log).append(entry)
 
 
@@ -187,6 +193,11 @@ class _GroupCommit:
         self.queue = threading.Lock()
         self.writer = threading.Lock()
         self.waiting: list[_Pending] = []
+        # (seq, hash) of the last record this process wrote, and the state of log.jsonl and
+        # head.json just after: while both files are unchanged, the next append chains on
+        # without reading them back (another writer or an edit changes the log's size or
+        # time, and then they are read as usual)
+        self.left: tuple | None = None
 
     def append(self, entry: _Pending) -> dict:
         with self.queue:
@@ -207,9 +218,12 @@ class _GroupCommit:
     def _write(self, batch: list[_Pending]) -> None:
         log = self.log
         with _locked(log):
-            seq, prev = _log_end(log)
             records = []
-            mismatch = _head_mismatch(log, seq - 1, prev)
+            if self.left is not None and self.left[2:] == _file_states(log):
+                seq, prev, mismatch = self.left[0] + 1, self.left[1], None
+            else:
+                seq, prev = _log_end(log)
+                mismatch = _head_mismatch(log, seq - 1, prev)
             if mismatch is not None:
                 # The log's end is not where the last append left it: truncated, extended or
                 # rewritten in between (or a crash between the two writes). Chaining on
@@ -223,7 +237,9 @@ class _GroupCommit:
                 records.append(record)
                 entry.record = record
                 seq, prev = seq + 1, record["hash"]
+            self.left = None
             _write(log, records)
+            self.left = (seq - 1, prev, *_file_states(log))
 
 
 _group_commits: dict[Path, _GroupCommit] = {}
@@ -231,12 +247,27 @@ _group_commits_lock = threading.Lock()
 
 
 def _group_commit(log: Path) -> _GroupCommit:
-    key = log.resolve()
     with _group_commits_lock:
-        found = _group_commits.get(key)
+        found = _group_commits.get(log)
         if found is None:
-            found = _group_commits[key] = _GroupCommit(key)
+            key = log.resolve()  # several spellings of one path share one queue
+            found = _group_commits[log] = _group_commits.get(key) or _GroupCommit(key)
+            _group_commits[key] = found
         return found
+
+
+def _file_states(log: Path) -> tuple:
+    """What changes when anyone writes log.jsonl or head.json: inode, size, modification
+    time."""
+    states = []
+    for path in (log, _head_path(log)):
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            states.append(None)
+        else:
+            states.append((found.st_ino, found.st_size, found.st_mtime_ns))
+    return tuple(states)
 
 
 def _log_end(log: Path) -> tuple[int, str]:
