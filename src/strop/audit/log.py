@@ -28,6 +28,7 @@ import hmac
 import json
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -198,6 +199,7 @@ class _GroupCommit:
         # without reading them back (another writer or an edit changes the log's size or
         # time, and then they are read as usual)
         self.left: tuple | None = None
+        self.fsync_seconds: float | None = None  # the last append's, once there was one
 
     def append(self, entry: _Pending) -> dict:
         with self.queue:
@@ -238,12 +240,25 @@ class _GroupCommit:
                 entry.record = record
                 seq, prev = seq + 1, record["hash"]
             self.left = None
-            _write(log, records)
+            self.fsync_seconds = _write(log, records)
             self.left = (seq - 1, prev, *_file_states(log))
 
 
 _group_commits: dict[Path, _GroupCommit] = {}
 _group_commits_lock = threading.Lock()
+
+
+QUICK_FSYNC_SECONDS = 0.002
+
+
+def append_is_quick(path: Path | str | None = None) -> bool:
+    """Whether this process's last append to the log fsynced within QUICK_FSYNC_SECONDS (a
+    local SSD: ~0.1 ms), so that an async server may append on its event loop rather than
+    hand the append to a thread (under load, the thread waits milliseconds for the interpreter
+    lock at each of the append's dozen system calls). False before the first append."""
+    log = log_path() if path is None else Path(path)
+    seconds = _group_commit(log).fsync_seconds
+    return seconds is not None and seconds < QUICK_FSYNC_SECONDS
 
 
 def _group_commit(log: Path) -> _GroupCommit:
@@ -327,16 +342,20 @@ def _build(seq, prev, action, actor, organization, objects, hashes, details) -> 
     return record
 
 
-def _write(log: Path, records: list[dict]) -> None:
+def _write(log: Path, records: list[dict]) -> float:
+    """Write and fsync the records; returns how long the fsync took."""
     # One write on an O_APPEND descriptor: readers never see half a record from a live
     # writer, and the lock keeps writers from interleaving.
     descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(descriptor, b"".join(_canonical(record) + b"\n" for record in records))
+        started = time.perf_counter()
         os.fsync(descriptor)
+        fsync_seconds = time.perf_counter() - started
     finally:
         os.close(descriptor)
     _write_head(log, records[-1]["seq"], records[-1]["hash"])
+    return fsync_seconds
 
 
 @dataclass
