@@ -38,10 +38,11 @@ async def _audit(action: str, who: Caller, **fields) -> None:
         await run_in_threadpool(append)  # slow storage: appends that meet share one fsync
 
 
-def _base_model(session, who: Caller, name: str) -> str:
+def _base_model(store, who: Caller, name: str) -> str:
     """The root base model a job trains on; 400 when `name` is neither a base nor an ft: model."""
     if name.startswith("ft:"):
-        parent = job_queries.tuned_model(session, name, who.organization_id)
+        with store.read() as session:
+            parent = job_queries.tuned_model(session, name, who.organization_id)
         if parent is None:
             raise APIError(400, f"Model {name} is not available for fine-tuning or does not "
                                 "exist.", param="model", code="model_not_available")
@@ -70,13 +71,13 @@ def _check_file(session, who: Caller, file_id: str | None, param: str) -> None:
 @router.post("/fine_tuning/jobs")
 async def create_job(body: JobCreate, request: Request, who: Caller = Depends(caller)):
     store = request.app.state.store
-    with store.read() as session:  # checks read outside the one-writer-at-a-time queue
-        base_model = _base_model(session, who, body.model)
-        _check_file(session, who, body.training_file, "training_file")
-        _check_file(session, who, body.validation_file, "validation_file")
-    with store.session() as session:
+    base_model = _base_model(store, who, body.model)
+    with store.rows() as connection:  # checks read outside the one-writer-at-a-time queue
+        _check_file(connection, who, body.training_file, "training_file")
+        _check_file(connection, who, body.validation_file, "validation_file")
+    with store.transaction() as connection:
         job = job_queries.create_job(
-            session, organization_id=who.organization_id, model=body.model,
+            connection, organization_id=who.organization_id, model=body.model,
             base_model=base_model, training_file=body.training_file,
             validation_file=body.validation_file, method=body.normalized_method(),
             seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
@@ -97,9 +98,9 @@ async def list_jobs(request: Request, who: Caller = Depends(caller), after: str 
     # The client sends a metadata filter as metadata[key]=value query parameters.
     metadata = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
                 if key.startswith("metadata[") and key.endswith("]")}
-    with request.app.state.store.read() as session:
+    with request.app.state.store.rows() as connection:
         try:
-            result = job_queries.list_jobs(session, who.organization_id, after=after, limit=limit,
+            result = job_queries.list_jobs(connection, who.organization_id, after=after, limit=limit,
                                            metadata=metadata or None)
         except CursorNotFound as exc:
             raise APIError(400, str(exc), param="after") from None
@@ -118,8 +119,8 @@ def _job(session, who: Caller, job_id: str, lookup=job_queries.job_row):
 
 @router.get("/fine_tuning/jobs/{job_id}")
 async def retrieve_job(job_id: str, request: Request, who: Caller = Depends(caller)):
-    with request.app.state.store.read() as session:
-        return job_object(_job(session, who, job_id))
+    with request.app.state.store.rows() as connection:
+        return job_object(_job(connection, who, job_id))
 
 
 async def _change(request: Request, who: Caller, job_id: str, change, action: str):

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from strop.store import ids
@@ -76,7 +76,7 @@ def get_file(session: Session, file_id: str, organization_id: str) -> StoredFile
     return session.scalar(_FILE_BY_ID, {"file_id": file_id, "organization_id": organization_id})
 
 
-def file_row(session: Session, file_id: str, organization_id: str):
+def file_row(session: Session | Connection, file_id: str, organization_id: str):
     """The file as a read-only row with StoredFile's attributes, or None."""
     return session.execute(_FILE_ROW_BY_ID, {"file_id": file_id,
                                              "organization_id": organization_id}).first()

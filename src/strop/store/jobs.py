@@ -7,7 +7,7 @@ import time
 from collections import namedtuple
 from pathlib import Path
 
-from sqlalchemy import bindparam, inspect, insert, select, update
+from sqlalchemy import Connection, bindparam, inspect, insert, select, update
 from sqlalchemy.orm import Session
 
 from strop.store import ids
@@ -51,7 +51,7 @@ _INSERT_JOB = insert(Job.__table__)
 _INSERT_EVENT = insert(Event.__table__)
 
 
-def create_job(session: Session, *, organization_id: str, model: str, base_model: str,
+def create_job(session: Session | Connection, *, organization_id: str, model: str, base_model: str,
                training_file: str, validation_file: str | None, method: dict, seed: int,
                suffix: str | None, metadata: dict | None) -> JobRow:
     """Insert a job and its first event; returns the new job as a read-only row (`get_job`
@@ -75,7 +75,7 @@ def get_job(session: Session, job_id: str, organization_id: str | None = None) -
     return job
 
 
-def job_row(session: Session, job_id: str, organization_id: str | None = None) -> JobRow | None:
+def job_row(session: Session | Connection, job_id: str, organization_id: str | None = None) -> JobRow | None:
     """The job as a read-only row with Job's attributes, or None."""
     row = session.execute(_JOB_ROW_BY_ID, {"job_id": job_id}).first()
     if row is None or (organization_id is not None and row.organization_id != organization_id):
@@ -83,7 +83,7 @@ def job_row(session: Session, job_id: str, organization_id: str | None = None) -
     return JobRow._make(row)
 
 
-def list_jobs(session: Session, organization_id: str, *, after: str | None, limit: int,
+def list_jobs(session: Session | Connection, organization_id: str, *, after: str | None, limit: int,
               metadata: dict[str, str] | None = None) -> Page:
     """A page of the organisation's jobs as read-only rows, newest first."""
     statement = _ORGANIZATION_JOB_ROWS.params(organization_id=organization_id)
