@@ -199,7 +199,7 @@ class _GroupCommit:
         # without reading them back (another writer or an edit changes the log's size or
         # time, and then they are read as usual)
         self.left: tuple | None = None
-        self.fsync_seconds: float | None = None  # the last append's, once there was one
+        self.fsync_seconds: float | None = None  # typical, once there was an append
 
     def append(self, entry: _Pending) -> dict:
         with self.queue:
@@ -240,7 +240,10 @@ class _GroupCommit:
                 entry.record = record
                 seq, prev = seq + 1, record["hash"]
             self.left = None
-            self.fsync_seconds = _write(log, records)
+            seconds = _write(log, records)
+            # a running average, so that one slow fsync (a journal commit) is not a verdict
+            self.fsync_seconds = seconds if self.fsync_seconds is None else (
+                0.9 * self.fsync_seconds + 0.1 * seconds)
             self.left = (seq - 1, prev, *_file_states(log))
 
 
@@ -252,8 +255,8 @@ QUICK_FSYNC_SECONDS = 0.002
 
 
 def append_is_quick(path: Path | str | None = None) -> bool:
-    """Whether this process's last append to the log fsynced within QUICK_FSYNC_SECONDS (a
-    local SSD: ~0.1 ms), so that an async server may append on its event loop rather than
+    """Whether this process's appends to the log have been fsyncing within
+    QUICK_FSYNC_SECONDS on average (a local SSD: ~0.1 ms), so that an async server may append on its event loop rather than
     hand the append to a thread (under load, the thread waits milliseconds for the interpreter
     lock at each of the append's dozen system calls). False before the first append."""
     log = log_path() if path is None else Path(path)

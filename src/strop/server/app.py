@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
     app.state.auth_cache = {}  # see strop.server.auth.caller
     app.state.resolve_model = store_resolver(store)
     errors.install(app)
-    for router in (files.router, jobs.router, models.router):
+    for router in (jobs.router, files.router, models.router):
         app.include_router(router, prefix="/v1")
     _mount_inference(app)
     return app

@@ -72,10 +72,9 @@ def _check_file(session, who: Caller, file_id: str | None, param: str) -> None:
 async def create_job(body: JobCreate, request: Request, who: Caller = Depends(caller)):
     store = request.app.state.store
     base_model = _base_model(store, who, body.model)
-    with store.rows() as connection:  # checks read outside the one-writer-at-a-time queue
+    with store.transaction() as connection:
         _check_file(connection, who, body.training_file, "training_file")
         _check_file(connection, who, body.validation_file, "validation_file")
-    with store.transaction() as connection:
         job = job_queries.create_job(
             connection, organization_id=who.organization_id, model=body.model,
             base_model=base_model, training_file=body.training_file,
