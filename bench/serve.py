@@ -17,7 +17,6 @@ disturbed by other processes on a shared machine; the median is printed beside i
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -103,7 +102,8 @@ def _prepare(base: str) -> str:
             if setup.get(f"/files/{file_id}").json().get("status") in ("processed", "error"):
                 break
             time.sleep(0.1)
-        job_id = setup.post("/fine_tuning/jobs", json={"model": MODEL, "training_file": file_id}).json()["id"]
+        job_id = setup.post("/fine_tuning/jobs",
+                            json={"model": MODEL, "training_file": file_id}).json()["id"]
         setup.get("/fine_tuning/jobs")
         setup.get(f"/fine_tuning/jobs/{job_id}")
     return file_id

@@ -271,10 +271,11 @@ QUICK_FSYNC_SECONDS = 0.002
 
 
 def append_is_quick(path: Path | str | None = None) -> bool:
-    """Whether this process's appends to the log have been fsyncing within
-    QUICK_FSYNC_SECONDS on average (a local SSD: ~0.1 ms), so that an async server may append on its event loop rather than
-    hand the append to a thread (under load, the thread waits milliseconds for the interpreter
-    lock at each of the append's dozen system calls). False before the first append."""
+    """Whether this process's appends to the log have fsynced within QUICK_FSYNC_SECONDS on
+    average (a local SSD: ~0.1-0.3 ms), so that an async server may append on its event loop
+    rather than hand the append to a thread (under load, the thread waits milliseconds for the
+    interpreter lock at each of the append's dozen system calls). False before the first
+    append."""
     log = log_path() if path is None else Path(path)
     seconds = _group_commit(log).fsync_seconds
     return seconds is not None and seconds < QUICK_FSYNC_SECONDS

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from strop import audit
 from strop.server.auth import Caller, caller
 from strop.server.routing import JSONRoute
 from strop.server.errors import APIError
@@ -92,8 +91,8 @@ async def list_jobs(request: Request, who: Caller = Depends(caller), after: str 
                 if key.startswith("metadata[") and key.endswith("]")}
     with request.app.state.store.rows() as connection:
         try:
-            result = job_queries.list_jobs(connection, who.organization_id, after=after, limit=limit,
-                                           metadata=metadata or None)
+            result = job_queries.list_jobs(connection, who.organization_id, after=after,
+                                           limit=limit, metadata=metadata or None)
         except CursorNotFound as exc:
             raise APIError(400, str(exc), param="after") from None
         return cursor_page([job_object(job) for job in result.data], result.has_more)

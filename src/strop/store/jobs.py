@@ -75,7 +75,8 @@ def get_job(session: Session, job_id: str, organization_id: str | None = None) -
     return job
 
 
-def job_row(session: Session | Connection, job_id: str, organization_id: str | None = None) -> JobRow | None:
+def job_row(session: Session | Connection, job_id: str,
+            organization_id: str | None = None) -> JobRow | None:
     """The job as a read-only row with Job's attributes, or None."""
     row = session.execute(_JOB_ROW_BY_ID, {"job_id": job_id}).first()
     if row is None or (organization_id is not None and row.organization_id != organization_id):
