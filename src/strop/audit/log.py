@@ -150,38 +150,23 @@ def append(action: str, *, actor: str | None = None, organization: str | None = 
     `objects` names what the action touched ({"job": "ftjob-...", "file": "file-..."}),
     `hashes` their content hashes ({"training_file": "sha256:..."}), `details` anything else.
     """
-    entry_ = entry(action, actor=actor, organization=organization, objects=objects,
-                   hashes=hashes, details=details)
-    return append_entries([entry_], path)[0]
-
-
-def entry(action: str, *, actor: str | None = None, organization: str | None = None,
-          objects: dict[str, str] | None = None, hashes: dict[str, str] | None = None,
-          details: dict | None = None) -> "_Pending":
-    """A record to append with `append_entries`, checked now (AuditError if a field is not
-    JSON), so that a bad one fails its own caller rather than the batch it would join."""
     if not action or not isinstance(action, str):
         raise AuditError("audit action must be a non-empty string, e.g. 'job.created'")
-    fields = {"objects": dict(objects or {}), "hashes": dict(hashes or {}),
-              "details": dict(details or {})}
-    try:
-        _canonical(fields)
-    except (TypeError, ValueError):
-        for name, value in fields.items():
-            _json_safe(name, value)
-        raise
-    return _Pending(action, actor, organization, **fields)
-
-
-def append_entries(entries: list["_Pending"], path: Path | str | None = None) -> list[dict]:
-    """Append several records (from `entry`) as one batch: one lock, one write, one fsync.
-    Returns them written, in order."""
     if path is None:
         log = log_path()  # creates the audit folder
     else:
         log = Path(path)
         log.parent.mkdir(parents=True, exist_ok=True)
-    return _group_commit(log).append(entries)
+    fields = {"objects": dict(objects or {}), "hashes": dict(hashes or {}),
+              "details": dict(details or {})}
+    try:
+        _canonical(fields)  # here, so that the caller gets the error, not the batch
+    except (TypeError, ValueError):
+        for name, value in fields.items():
+            _json_safe(name, value)
+        raise
+    entry = _Pending(action, actor, organization, **fields)
+    return _group_commit(log).append(entry)
 
 
 @dataclass
@@ -216,12 +201,11 @@ class _GroupCommit:
         self.left: tuple | None = None
         self.fsync_seconds: float | None = None  # typical, once there was an append
 
-    def append(self, entries: list[_Pending]) -> list[dict]:
+    def append(self, entry: _Pending) -> dict:
         with self.queue:
-            self.waiting.extend(entries)  # together, so they are written in one batch
-        last = entries[-1]
+            self.waiting.append(entry)
         with self.writer:
-            if last.record is None and last.error is None:
+            if entry.record is None and entry.error is None:
                 with self.queue:
                     batch, self.waiting = self.waiting, []
                 try:
@@ -229,9 +213,9 @@ class _GroupCommit:
                 except BaseException as exc:
                     for pending in batch:
                         pending.error = exc
-        if last.error is not None:
-            raise last.error
-        return [entry.record for entry in entries]
+        if entry.error is not None:
+            raise entry.error
+        return entry.record
 
     def _write(self, batch: list[_Pending]) -> None:
         log = self.log

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from strop.server import errors, files, jobs, models
-from strop.server.auditing import LoopAudit
 from strop.settings import Settings
 from strop.store import Store, store_resolver
 
@@ -47,7 +46,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
     app.state.settings = settings
     app.state.store = store
     app.state.auth_cache = {}  # see strop.server.auth.caller
-    app.state.audit = LoopAudit()  # audit records of the async routes
     app.state.resolve_model = store_resolver(store)
     errors.install(app)
     for router in (jobs.router, files.router, models.router):
