@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from strop import audit
 from strop.server.auth import Caller, caller
 from strop.server.routing import JSONRoute
 from strop.server.errors import APIError
