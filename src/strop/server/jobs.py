@@ -24,8 +24,7 @@ from strop.store.files import file_row
 # SQLite statements (well under a millisecond), and running them one after another on one
 # thread avoids what a thread per request costs under load: a hop through the thread pool and
 # threads queueing for the interpreter lock while one of them holds the database's write lock.
-# Only the audit append, which waits for an fsync, goes to a thread (where appends that arrive
-# together share one fsync).
+# So does the audit append, where fsync is quick (see `_audit`).
 router = APIRouter(route_class=JSONRoute)
 
 
