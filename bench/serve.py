@@ -46,12 +46,14 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- 1. control plane ----------------------------------------------------------------------
 
+# The app as `strop serve --no-access-log` runs it, without the training worker (jobs created
+# here stay queued).
 SERVER = """
 import sys, uvicorn
 from strop.server import create_app
 from strop.settings import Settings
 uvicorn.run(create_app(Settings.load(), run_worker=False), host="127.0.0.1", port=int(sys.argv[1]),
-            log_level="warning")
+            log_level="warning", access_log=False)
 """
 
 

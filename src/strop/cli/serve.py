@@ -23,6 +23,8 @@ def _settings(**overrides) -> Settings:
 def serve(
     host: str = typer.Option(None, help="address to bind (default: setting host, 127.0.0.1)"),
     port: int = typer.Option(None, help="port to bind (default: setting port, 8000)"),
+    access_log: bool = typer.Option(True, help="log every request (a proxy in front may log "
+                                               "them already; off saves ~0.05 ms a request)"),
 ) -> None:
     """Run the OpenAI-compatible API and one worker that runs fine-tuning jobs."""
     import uvicorn
@@ -47,7 +49,7 @@ def serve(
     console.print(f"strop API on http://{bind}:{settings.port}/v1 "
                   f"(database {_redacted(settings.database)}, home {settings.home})")
     uvicorn.run(create_app(settings, run_worker=True, store=store), host=bind,
-                port=settings.port, log_level="info")
+                port=settings.port, log_level="info", access_log=access_log)
 
 
 @app.command("worker")
