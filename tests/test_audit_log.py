@@ -230,3 +230,30 @@ def test_concurrent_appends_share_fsyncs_and_keep_one_valid_chain(tmp_path, monk
     result = audit.verify(path)
     assert result.ok, result.problems
     assert result.records == 24
+
+
+def test_append_is_quick_follows_the_measured_fsyncs(tmp_path, monkeypatch):
+    from strop.audit import log as audit_log
+
+    path = tmp_path / "audit" / "log.jsonl"
+    assert not audit.append_is_quick(path)  # nothing measured yet: assume slow storage
+    audit.append("job.created", actor="test", path=path)
+    monkeypatch.setattr(audit_log, "QUICK_FSYNC_SECONDS", 60.0)
+    assert audit.append_is_quick(path)
+    monkeypatch.setattr(audit_log, "QUICK_FSYNC_SECONDS", 0.0)
+    assert not audit.append_is_quick(path)
+
+
+def test_an_append_after_another_writer_chains_on_the_file_not_on_memory(tmp_path):
+    """A process remembers where its last append left the log; a record another writer
+    added since must be chained to, not overwritten in the chain."""
+    path = tmp_path / "audit" / "log.jsonl"
+    audit.append("job.created", actor="first", path=path)
+    from strop.audit import log as audit_log
+
+    other = audit_log._GroupCommit(path.resolve())  # another process's queue, same files
+    other.append(audit_log._Pending("job.started", "second", None, {}, {}, {}))
+    third = audit.append("job.succeeded", actor="first", path=path)
+    assert third["seq"] == 3
+    result = audit.verify(path)
+    assert result.ok, result.problems
