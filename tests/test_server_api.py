@@ -181,6 +181,10 @@ def test_jobs_page_newest_first_and_filter_by_metadata(api, training_file, tiny_
     assert [job.id for job in api.fine_tuning.jobs.list(limit=2)] == ids[::-1]
     even = api.fine_tuning.jobs.list(metadata={"parity": "even"})
     assert [job.id for job in even.data] == [ids[4], ids[2], ids[0]]
+    after = api.fine_tuning.jobs.list(limit=2, after=ids[4])
+    assert [job.id for job in after.data] == [ids[3], ids[2]] and after.has_more
+    even_after = api.fine_tuning.jobs.list(metadata={"parity": "even"}, after=ids[4])
+    assert [job.id for job in even_after.data] == [ids[2], ids[0]] and not even_after.has_more
 
 
 def test_cancel_a_waiting_job_then_cancel_again_is_400(api, training_file, tiny_model_dir):
