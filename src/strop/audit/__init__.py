@@ -35,6 +35,6 @@ def write_report(out_dir, model_name, manifest, evaluation, audit_records, data_
                  results_csv)
 
 
-__all__ = ["AuditError", "VerifyResult", "append", "append_is_quick", "lineage", "log_path", "read_records",
-           "record_hash", "records", "related_records", "verify", "write_model_card",
-           "write_report"]
+__all__ = ["AuditError", "VerifyResult", "append", "append_is_quick", "lineage", "log_path",
+           "read_records", "record_hash", "records", "related_records", "verify",
+           "write_model_card", "write_report"]
