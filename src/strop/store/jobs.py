@@ -7,7 +7,7 @@ import time
 from collections import namedtuple
 from pathlib import Path
 
-from sqlalchemy import Connection, bindparam, inspect, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from strop.store import ids
@@ -40,10 +40,9 @@ def checkpoint_name(job: Job, organization_name: str, step: int) -> str:
 # state changes load Job objects. Statements are built once: building one costs about as much
 # as running it.
 _JOBS = Job.__table__.c
-_JOB_COLUMN_NAMES = {attribute.key: attribute.columns[0].key
-                     for attribute in inspect(Job).column_attrs}
-JobRow = namedtuple("JobRow", list(_JOB_COLUMN_NAMES))  # a job as the API routes read it
-_JOB_ROWS = select(*row_columns(Job))  # columns in JobRow's order
+_JOB_COLUMNS = row_columns(Job)  # each labelled with its attribute name
+JobRow = namedtuple("JobRow", [column.key for column in _JOB_COLUMNS])  # a job as routes read it
+_JOB_ROWS = select(*_JOB_COLUMNS)
 _JOB_ROW_BY_ID = _JOB_ROWS.where(_JOBS.id == bindparam("job_id"))
 _ORGANIZATION_JOB_ROWS = _JOB_ROWS.where(_JOBS.organization_id == bindparam("organization_id"))
 _JOB_BY_ID = select(Job).where(Job.id == bindparam("job_id"))
@@ -62,8 +61,8 @@ def create_job(session: Session | Connection, *, organization_id: str, model: st
         training_file=training_file, validation_file=validation_file, method=method,
         seed=seed, job_metadata=metadata, status="validating_files", result_files=[],
         created_at=ids.now(), attempts=0)})
-    session.execute(_INSERT_JOB, {_JOB_COLUMN_NAMES[key]: value
-                                  for key, value in job._asdict().items() if key != "seq"})
+    session.execute(_INSERT_JOB, {column.element.key: getattr(job, column.key)
+                                  for column in _JOB_COLUMNS if column.key != "seq"})
     session.execute(_INSERT_EVENT, _event_values(job.id, f"Created fine-tuning job: {job.id}"))
     return job
 
