@@ -46,7 +46,10 @@ def page(session: Session | Connection, statement: Select, table, *, after: str 
 
 @dataclass
 class _Paged:
-    statement: Select  # kept, so that its id is not reused while this entry lives
+    # the key's objects, kept so that no other object takes their ids while this entry lives
+    statement: Select
+    table: object
+    id_column: object
     first: Select
     cursor: Select
     after_cursor: Select
@@ -60,16 +63,16 @@ def _paged(statement: Select, table, id_column, newest_first: bool) -> _Paged:
     about as much as running it on SQLite (~0.2 ms for a page of jobs)."""
     key = (id(statement), id(table), id(id_column), newest_first)
     found = _built.get(key)
-    if found is None or found.statement is not statement:
+    if found is None:
         if len(_built) > 256:  # statements built per call never come back; keep it bounded
             _built.clear()
         seq = table.seq
-        id_column = id_column if id_column is not None else table.id
+        ids = id_column if id_column is not None else table.id
         order = seq.desc() if newest_first else seq.asc()
         limit = bindparam("page_limit")
         past = seq < bindparam("page_cursor") if newest_first else seq > bindparam("page_cursor")
         found = _built[key] = _Paged(
-            statement, first=statement.order_by(order).limit(limit),
-            cursor=statement.with_only_columns(seq).where(id_column == bindparam("page_after")),
+            statement, table, id_column, first=statement.order_by(order).limit(limit),
+            cursor=statement.with_only_columns(seq).where(ids == bindparam("page_after")),
             after_cursor=statement.where(past).order_by(order).limit(limit))
     return found
