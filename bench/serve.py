@@ -247,7 +247,8 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from strop.generation import SamplingParams, generate_token_ids, render_chat
-    from strop.serving import Engine, EngineSettings, ServedModel
+    from strop.serving import Engine, ServedModel
+    from strop.settings import ServingSettings
 
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     prompt = render_chat(tokenizer, PROMPT)
@@ -275,7 +276,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
     engines = {}
     for dtype in ("float32", "bfloat16", "float16"):
         engine = Engine(lambda name, org: ServedModel(str(base_folder), adapter),
-                        EngineSettings(dtype=dtype))
+                        ServingSettings(dtype=dtype))
         engine.complete("ft:bench", PROMPT, SamplingParams(max_tokens=2, temperature=0))
         engines[dtype] = engine
 
@@ -299,7 +300,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
         "KV-cache loop, PEFT bf16 unmerged": loop(peft_model(torch.bfloat16)),
         "engine, fp32, adapter merged": through_engine("float32"),
         "engine, bf16, adapter merged (served default)": through_engine("bfloat16"),
-        "engine, fp16, adapter merged (STROP_SERVE_DTYPE)": through_engine("float16"),
+        "engine, fp16, adapter merged (STROP_SERVING_DTYPE)": through_engine("float16"),
     }
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for name, run in variants.items():
@@ -318,11 +319,12 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
 def agreement(adapter: Path, base_folder: Path, prompts: list[str], tokens: int = 32) -> dict:
     """Greedy outputs of the served precision against float32, prompt by prompt."""
     from strop.generation import SamplingParams
-    from strop.serving import Engine, EngineSettings, ServedModel
+    from strop.serving import Engine, ServedModel
+    from strop.settings import ServingSettings
 
     def outputs(dtype):
         engine = Engine(lambda name, org: ServedModel(str(base_folder), adapter),
-                        EngineSettings(dtype=dtype))
+                        ServingSettings(dtype=dtype))
         params = SamplingParams(max_tokens=tokens, temperature=0)
         return [engine.complete("ft:bench", [{"role": "user", "content": p}], params).text
                 for p in prompts]
@@ -349,11 +351,12 @@ def bench_memory_child(base_folder: str, adapters: list[str]) -> dict:
     import gc
 
     from strop.generation import SamplingParams
-    from strop.serving import Engine, EngineSettings, ServedModel
+    from strop.serving import Engine, ServedModel
+    from strop.settings import ServingSettings
 
     table = {f"ft:bench::{i}": ServedModel(base_folder, Path(a)) for i, a in enumerate(adapters)}
     engine = Engine(lambda name, org: table.get(name) or ServedModel(base_folder),
-                    EngineSettings())
+                    ServingSettings())
     one = SamplingParams(max_tokens=1, temperature=0)
     engine.complete("base", PROMPT, one)
     gc.collect()

@@ -80,3 +80,11 @@ def one_thread_per_module():
     `pytestmark = pytest.mark.usefixtures("one_thread_per_module")`)."""
     with _torch_threads(1):
         yield
+
+
+@pytest.fixture
+def audit_log(strop_home):
+    """The audit log of the test's STROP_HOME, as the server and CLI open it."""
+    from strop.settings import Settings
+
+    return Settings.load(home=strop_home).audit_log

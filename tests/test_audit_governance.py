@@ -53,33 +53,33 @@ def evaluation() -> EvaluationResult:
 
 
 @pytest.fixture
-def history():
-    audit.append("file.uploaded", actor="key_1", organization="acme",
+def history(audit_log):
+    audit_log.append("file.uploaded", actor="key_1", organization="acme",
                  objects={"file": "file-train"}, hashes={"file": "sha256:" + "1" * 64})
-    audit.append("data.cleaned", actor="cli", organization="acme",
+    audit_log.append("data.cleaned", actor="cli", organization="acme",
                  objects={"file": "file-train"},
                  details={"pii_counts": {"EMAIL_ADDRESS": 4, "PHONE_NUMBER": 2}})
-    audit.append("file.uploaded", actor="key_1", organization="other-org",
+    audit_log.append("file.uploaded", actor="key_1", organization="other-org",
                  objects={"file": "file-unrelated"})
-    audit.append("job.created", actor="key_1", organization="acme",
+    audit_log.append("job.created", actor="key_1", organization="acme",
                  objects={"job": "ftjob-1", "training_file": "file-train"})
-    audit.append("job.succeeded", actor="worker", organization="acme",
+    audit_log.append("job.succeeded", actor="worker", organization="acme",
                  objects={"job": "ftjob-1", "model": MODEL})
-    audit.append("model.evaluated", actor="worker", organization="acme",
+    audit_log.append("model.evaluated", actor="worker", organization="acme",
                  objects={"model": MODEL}, details={"significant_drops": ["retention/safety"]})
-    audit.append("model.exported", actor="cli", objects={"model": MODEL})
+    audit_log.append("model.exported", actor="cli", objects={"model": MODEL})
 
 
-def test_related_records_follow_the_model_back_to_its_files(history):
-    related = audit.related_records([MODEL])
+def test_related_records_follow_the_model_back_to_its_files(history, audit_log):
+    related = audit.related_records([MODEL], audit_log.records())
     actions = [record["action"] for record in related]
     assert actions == ["file.uploaded", "data.cleaned", "job.created", "job.succeeded",
                        "model.evaluated", "model.exported"]
     assert all("file-unrelated" not in str(record["objects"]) for record in related)
 
 
-def test_lineage_is_complete(manifest, history):
-    trail = audit.lineage(manifest, audit.related_records([MODEL]))
+def test_lineage_is_complete(manifest, history, audit_log):
+    trail = audit.lineage(manifest, audit.related_records([MODEL], audit_log.records()))
     assert trail["base_model"]["weights_sha256"] == "b" * 64
     assert trail["data"]["training_file_sha256"] == "1" * 64
     assert trail["data"]["validation_file_sha256"] == "2" * 64
@@ -122,13 +122,14 @@ def test_model_card_without_evaluation_says_so(tmp_path, manifest):
 
 
 def test_report_has_the_numbers_the_charts_and_no_data_values(tmp_path, manifest, evaluation,
-                                                             history):
+                                                             history, audit_log):
     data_report = {"format": "chat", "examples_in": 130, "examples_out": 120,
                    "exact_duplicates": 8, "near_duplicates": 2, "pii_policy": "mask",
                    "pii_counts": {"EMAIL_ADDRESS": 4, "PHONE_NUMBER": 2}, "pii_examples": 5,
                    "pii_lines": {"EMAIL_ADDRESS": [3, 9]}}
     markdown_path, html_path = audit.write_report(
-        tmp_path / "report", MODEL, manifest, evaluation, audit.related_records([MODEL]),
+        tmp_path / "report", MODEL, manifest, evaluation,
+        audit.related_records([MODEL], audit_log.records()), audit_log.verify(),
         data_report=data_report)
     markdown = markdown_path.read_text()
     page = html_path.read_text()
@@ -148,9 +149,10 @@ def test_report_has_the_numbers_the_charts_and_no_data_values(tmp_path, manifest
     assert "3, 9" not in markdown  # PII line numbers stay out; only counts by type
 
 
-def test_report_flags_a_tampered_log(tmp_path, manifest, evaluation, history):
-    log = audit.log_path()
+def test_report_flags_a_tampered_log(tmp_path, manifest, evaluation, history, audit_log):
+    log = audit_log.path
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:-1]) + "\n")
-    markdown_path, _ = audit.write_report(tmp_path / "r", MODEL, manifest, evaluation, [])
+    markdown_path, _ = audit.write_report(tmp_path / "r", MODEL, manifest, evaluation, [],
+                                          audit_log.verify())
     assert "Audit log integrity: FAILED" in markdown_path.read_text()

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from strop.generation import SamplingParams
-from strop.serving import Engine, EngineSettings
+from strop.serving import Engine
+from strop.settings import ServingSettings
 from test_serving import make_resolver, tiny_adapters  # noqa: F401  (fixture re-export)
 
 HELLO = [{"role": "user", "content": "Hello! How can I help you today?"}]
@@ -22,7 +23,7 @@ HELLO = [{"role": "user", "content": "Hello! How can I help you today?"}]
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir, tiny_adapters):
-    return Engine(make_resolver(tiny_model_dir, tiny_adapters), EngineSettings())
+    return Engine(make_resolver(tiny_model_dir, tiny_adapters), ServingSettings())
 
 
 @pytest.fixture(scope="module")

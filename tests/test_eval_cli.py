@@ -32,7 +32,7 @@ def job_dir(tmp_path_factory, tiny_model_dir, one_thread_per_module):
     return folder
 
 
-def test_eval_then_report_from_a_job_folder(job_dir, tmp_path):
+def test_eval_then_report_from_a_job_folder(job_dir, tmp_path, audit_log):
     out = job_dir / "out"
     result = runner.invoke(app, ["eval", str(out), "--data", str(job_dir / "valid.jsonl"),
                                  "--limit", "4", "--max-new-tokens", "8"])
@@ -47,7 +47,7 @@ def test_eval_then_report_from_a_job_folder(job_dir, tmp_path):
     loss = next(c for c in stored["comparisons"] if c["metric"] == "loss")
     assert loss["tuned"]["value"] < loss["base"]["value"]  # it learned its training data
     assert (out / "evaluation.png").stat().st_size > 5000
-    evaluated = audit.records(str(out))
+    evaluated = audit_log.records(str(out))
     assert [record["action"] for record in evaluated] == ["model.evaluated"]
     assert evaluated[0]["hashes"]["evaluation"].startswith("sha256:")
 
@@ -61,16 +61,16 @@ def test_eval_then_report_from_a_job_folder(job_dir, tmp_path):
     assert "base_model:" in card and "sha256:" in card
 
 
-def test_audit_verify_and_log_commands():
-    audit.append("key.created", actor="cli", organization="acme", objects={"key": "key_1"})
-    audit.append("key.revoked", actor="cli", organization="acme", objects={"key": "key_1"})
+def test_audit_verify_and_log_commands(audit_log):
+    audit_log.append("key.created", actor="cli", organization="acme", objects={"key": "key_1"})
+    audit_log.append("key.revoked", actor="cli", organization="acme", objects={"key": "key_1"})
     result = runner.invoke(app, ["audit", "verify"])
     assert result.exit_code == 0 and "2 records intact" in result.output
     head = result.output.split("head ")[1].split(" ")[0]
     listed = runner.invoke(app, ["audit", "log", "--object", "key_1", "--json"])
     assert [json.loads(line)["action"] for line in listed.output.splitlines()] == [
         "key.created", "key.revoked"]
-    log = audit.log_path()
+    log = audit_log.path
     log.write_text(log.read_text().replace("key.revoked", "key.kept"))
     broken = runner.invoke(app, ["audit", "verify", "--anchor", head])
     assert broken.exit_code == 1

@@ -58,7 +58,7 @@ def test_invalid_upload_is_kept_with_error_status_naming_the_line(api, tmp_path)
 
 
 def test_upload_over_the_size_limit_is_rejected_and_leaves_nothing(strop_home, tmp_path):
-    settings = Settings.load(home=strop_home, max_upload_bytes=100)
+    settings = Settings.load(home=strop_home, server={"max_upload_bytes": 100})
     big = write_jsonl(tmp_path / "big.jsonl", chat_examples(12))
     with serving(create_app(settings)) as url:
         api = client(url)
@@ -209,7 +209,7 @@ def test_events_page_with_after(api, training_file, tiny_model_dir, settings):
     from strop.store import jobs as job_queries
 
     job = api.fine_tuning.jobs.create(model=str(tiny_model_dir), training_file=_upload(api, training_file))
-    store = Store(settings.database)
+    store = Store(settings.database_url)
     with store.session() as session:
         for step in range(1, 6):
             job_queries.add_event(session, job.id, f"Step {step}/5", type="metrics",
@@ -246,7 +246,7 @@ def test_errors_never_leak_tracebacks(base_url):
 
 def test_keys_are_required_once_configured_and_organisations_are_isolated(settings, training_file,
                                                                           tiny_model_dir):
-    store = Store(settings.database)
+    store = Store(settings.database_url)
     with store.session() as session:
         _, acme_key = access.create_key(session, "acme")
         _, globex_key = access.create_key(session, "globex")
@@ -301,7 +301,7 @@ def test_a_key_created_while_serving_is_required_within_the_auth_cache_time(sett
 
     from strop.server.auth import AUTH_CACHE_SECONDS
 
-    store = Store(settings.database)
+    store = Store(settings.database_url)
     with serving(create_app(settings, store=store)) as url:
         assert client(url, api_key="anything").files.list().data == []  # no keys: local org
         with store.session() as session:

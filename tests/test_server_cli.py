@@ -20,7 +20,7 @@ def test_keys_create_list_revoke(strop_home):
     assert created.exit_code == 0, created.output
     secret = created.output.strip().splitlines()[-1]
     assert secret.startswith("sk-strop-")
-    store = Store(Settings.load().database)
+    store = Store(Settings.load().database_url)
     with store.session() as session:
         key, organization = access.authenticate_key(session, secret)
     assert organization.name == "acme"
@@ -69,7 +69,7 @@ def _tuned_model(tmp_path, tiny_model_dir) -> str:
     adapter = tmp_path / "adapter"
     adapted.save_pretrained(adapter)
     loaded.tokenizer.save_pretrained(adapter)
-    store = Store(Settings.load().database)
+    store = Store(Settings.load().database_url)
     with store.session() as session:
         organization = access.local_organization(session)
         job = job_queries.create_job(

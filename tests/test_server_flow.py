@@ -21,9 +21,10 @@ from strop.settings import Settings
 def settings(strop_home, request):
     # Evaluation after training costs decoding time; only tests marked `evaluate` pay for it.
     evaluate = request.node.get_closest_marker("evaluate") is not None
-    return Settings.load(home=strop_home, worker_poll_seconds=0.05, heartbeat_seconds=0.5,
-                         evaluate_after_training=evaluate, evaluation_limit=4,
-                         evaluation_max_new_tokens=6)
+    return Settings.load(home=strop_home,
+                         worker={"poll_seconds": 0.05, "heartbeat_seconds": 0.5},
+                         evaluation={"after_training": evaluate, "limit": 4,
+                                     "max_new_tokens": 6})
 
 
 @pytest.fixture
@@ -58,7 +59,8 @@ def _all_events(api, job_id):
 
 
 @pytest.mark.evaluate
-def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tiny_model_dir):
+def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tiny_model_dir,
+                                                   audit_log):
     training = _upload(api, write_jsonl(tmp_path / "train.jsonl", chat_examples(12)))
     assert training.status == "processed"
     validation = _upload(api, write_jsonl(tmp_path / "valid.jsonl", chat_examples(14)[12:]))
@@ -148,14 +150,14 @@ def test_full_flow_upload_train_serve_export_delete(api, base_url, tmp_path, tin
 
     from strop import audit
 
-    actions = [record["action"] for record in audit.records(job.id)]
+    actions = [record["action"] for record in audit_log.records(job.id)]
     for expected in ("job.created", "file.validated", "job.started", "job.succeeded"):
         assert expected in actions
-    model_actions = [record["action"] for record in audit.records(done.fine_tuned_model)]
+    model_actions = [record["action"] for record in audit_log.records(done.fine_tuned_model)]
     assert model_actions == ["job.succeeded", "evaluation.completed", "model.exported",
                              "model.deleted"]
-    assert "file.uploaded" in [record["action"] for record in audit.records(training.id)]
-    assert audit.verify().ok
+    assert "file.uploaded" in [record["action"] for record in audit_log.records(training.id)]
+    assert audit_log.verify().ok
 
 
 def test_a_tuned_model_can_be_tuned_again(api, tmp_path, tiny_model_dir):

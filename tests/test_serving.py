@@ -11,13 +11,13 @@ import torch
 from strop.generation import SamplingParams
 from strop.serving import (
     Engine,
-    EngineSettings,
     ModelNotFoundError,
     ServedModel,
     ServingError,
     resolve_local,
 )
 from strop.serving.synthetic import make_random_adapter
+from strop.settings import ServingSettings, Settings, SettingsError
 
 HELLO = [{"role": "user", "content": "Hello! How can I help you today?"}]
 GREEDY = SamplingParams(max_tokens=24, temperature=0)
@@ -45,7 +45,7 @@ def make_resolver(tiny_model_dir: Path, adapters: list[Path]):
 
 
 def engine_for(tiny_model_dir, adapters, **settings) -> Engine:
-    return Engine(make_resolver(tiny_model_dir, adapters), EngineSettings(**settings))
+    return Engine(make_resolver(tiny_model_dir, adapters), ServingSettings(**settings))
 
 
 def reply(engine: Engine, model: str, params: SamplingParams = GREEDY) -> str:
@@ -199,14 +199,14 @@ def test_local_resolver_reads_adapter_folders(tiny_model_dir, tiny_adapters):
         resolve_local("no-such-model-anywhere")
 
 
-def test_settings_from_environment(monkeypatch):
-    monkeypatch.setenv("STROP_ADAPTER_MEMORY_BYTES", "12345")
-    monkeypatch.setenv("STROP_SERVE_DTYPE", "float32")
-    settings = EngineSettings.from_env()
+def test_serving_settings_from_environment(strop_home, monkeypatch):
+    monkeypatch.setenv("STROP_SERVING_ADAPTER_MEMORY_BYTES", "12345")
+    monkeypatch.setenv("STROP_SERVING_DTYPE", "float32")
+    settings = Settings.load().serving
     assert (settings.adapter_memory_bytes, settings.dtype) == (12345, "float32")
-    monkeypatch.setenv("STROP_SERVE_DTYPE", "int4")
-    with pytest.raises(ValueError, match="int4"):
-        EngineSettings.from_env()
+    monkeypatch.setenv("STROP_SERVING_DTYPE", "int4")
+    with pytest.raises(SettingsError, match="serving.dtype"):
+        Settings.load()
 
 
 @pytest.mark.parametrize("change, complaint", [

@@ -18,7 +18,7 @@ from strop.store.tables import ApiKey, Job, TunedModel
 
 @pytest.fixture
 def store(strop_home):
-    return Store(Settings.load(home=strop_home).database)
+    return Store(Settings.load(home=strop_home).database_url)
 
 
 def _job(session, organization_id: str, **overrides) -> job_queries.JobRow:
@@ -128,16 +128,18 @@ def test_ft_names_carry_base_organisation_suffix_and_id(store):
 
 def test_settings_come_from_environment_over_config_file(strop_home, monkeypatch):
     strop_home.mkdir(parents=True, exist_ok=True)
-    (strop_home / "config.toml").write_text('port = 9000\nmax_upload_bytes = 1000\nhost = "0.0.0.0"\n')
-    monkeypatch.setenv("STROP_PORT", "9100")
+    (strop_home / "config.toml").write_text(
+        '[server]\nport = 9000\nmax_upload_bytes = 1000\nhost = "0.0.0.0"\n')
+    monkeypatch.setenv("STROP_SERVER_PORT", "9100")
     settings = Settings.load()
     assert settings.home == Path(strop_home)
-    assert (settings.port, settings.max_upload_bytes, settings.host) == (9100, 1000, "0.0.0.0")
-    assert Settings.load(port=9200).port == 9200
-    monkeypatch.setenv("STROP_MAX_UPLOAD_BYTES", "lots")
-    with pytest.raises(SettingsError, match="max_upload_bytes"):
+    server = settings.server
+    assert (server.port, server.max_upload_bytes, server.host) == (9100, 1000, "0.0.0.0")
+    assert Settings.load(server={"port": 9200}).server.port == 9200
+    monkeypatch.setenv("STROP_SERVER_MAX_UPLOAD_BYTES", "lots")
+    with pytest.raises(SettingsError, match="server.max_upload_bytes"):
         Settings.load()
-    monkeypatch.delenv("STROP_MAX_UPLOAD_BYTES")
+    monkeypatch.delenv("STROP_SERVER_MAX_UPLOAD_BYTES")
     (strop_home / "config.toml").write_text("port = = 3")
     with pytest.raises(SettingsError, match="config.toml"):
         Settings.load()
@@ -146,5 +148,5 @@ def test_settings_come_from_environment_over_config_file(strop_home, monkeypatch
 def test_database_url_setting_selects_the_database(strop_home, monkeypatch, tmp_path):
     monkeypatch.setenv("STROP_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
     settings = Settings.load()
-    Store(settings.database)
+    Store(settings.database_url)
     assert (tmp_path / "elsewhere.db").is_file()

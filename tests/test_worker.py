@@ -27,18 +27,18 @@ TOTAL_STEPS = 6 * 3
 
 @pytest.fixture
 def settings(strop_home):
-    return Settings.load(home=strop_home, worker_poll_seconds=0.05, heartbeat_seconds=0.2)
+    return Settings.load(home=strop_home, worker={"poll_seconds": 0.05, "heartbeat_seconds": 0.2})
 
 
 @pytest.fixture
 def store(settings):
-    return Store(settings.database)
+    return Store(settings.database_url)
 
 
 def _queue_job(settings, store, tmp_path, model, epochs: int, batch_size: int = 1) -> str:
     path = write_jsonl(tmp_path / "train.jsonl", chat_examples(12))
     with path.open("rb") as source:
-        sha, size = write_blob(settings.files_dir, source, settings.max_upload_bytes)
+        sha, size = write_blob(settings.files_dir, source, settings.server.max_upload_bytes)
     with store.session() as session:
         organization = access.local_organization(session)
         upload = add_file(session, organization_id=organization.id, filename=path.name,
@@ -74,7 +74,7 @@ def test_killed_worker_process_is_recovered_from_its_last_checkpoint(settings, s
                                                                       tiny_model_dir):
     job_id = _queue_job(settings, store, tmp_path, tiny_model_dir, epochs=6, batch_size=4)
     environment = dict(os.environ, STROP_HOME=str(settings.home),
-                       STROP_WORKER_POLL_SECONDS="0.05", STROP_HEARTBEAT_SECONDS="0.2")
+                       STROP_WORKER_POLL_SECONDS="0.05", STROP_WORKER_HEARTBEAT_SECONDS="0.2")
     process = subprocess.Popen([sys.executable, "-c", "from strop.cli import main; main()", "worker"],
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -118,13 +118,13 @@ def test_job_of_a_dead_worker_without_checkpoint_restarts_and_crash_loops_fail(s
     worker = Worker(settings, store)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    for attempt in range(1, settings.max_job_attempts + 2):
+    for attempt in range(1, settings.worker.max_attempts + 2):
         with store.session() as session:
             job = session.scalar(select(Job).where(Job.id == job_id))
             job.status, job.worker_id = "running", f"{os.uname().nodename}:{dead.pid}:gone"
         assert worker.recover_stale() == [job_id]
         job = _job(store, job_id)
-        if attempt <= settings.max_job_attempts:
+        if attempt <= settings.worker.max_attempts:
             assert job.status == "queued" and job.resume_from is None
         else:
             assert job.status == "failed"
@@ -144,7 +144,7 @@ def test_live_workers_are_left_alone_until_their_heartbeat_goes_stale(settings, 
     assert worker.recover_stale() == []
     with store.session() as session:
         session.scalar(select(Job).where(Job.id == job_id)).heartbeat_at = (
-            time.time() - settings.stale_after_seconds - 1)
+            time.time() - settings.worker.stale_after_seconds - 1)
     assert worker.recover_stale() == [job_id]
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from strop.config import strop_home
+from strop.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUICKSTART_TAG = "quickstart-support-v1"
@@ -205,7 +205,8 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
     from strop.reporting import write_model_report
 
     timings: dict[str, float] = {}
-    workdir = strop_home() / "quickstart"
+    settings = Settings.load()
+    workdir = settings.home / "quickstart"
     workdir.mkdir(parents=True, exist_ok=True)
     train_path = options.dataset / "train.jsonl"
     validation_path = options.dataset / "validation.jsonl"
@@ -263,7 +264,7 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
         reporter.stage(6, "Evaluate base vs tuned on held-out data")
         evaluation = _evaluation(client, job.id)
         reporter.evaluated(evaluation)
-        report = write_model_report(job.fine_tuned_model, workdir / "report",
+        report = write_model_report(settings, job.fine_tuned_model, workdir / "report",
                                     data_report=workdir / "support.clean.report.json",
                                     actor="quickstart")
         reporter.reported(report)

@@ -23,7 +23,8 @@ class ModelReport:
     evaluated: bool  # False when no evaluation was found (sections say so)
 
 
-def write_model_report(model: str, out: str | Path, evaluation: str | Path | None = None,
+def write_model_report(settings, model: str, out: str | Path,
+                       evaluation: str | Path | None = None,
                        data_report: str | Path | None = None, actor: str = "cli") -> ModelReport:
     """`model` is an ft: name, a job output folder or an adapter folder."""
     paths = locate(model)
@@ -35,10 +36,11 @@ def write_model_report(model: str, out: str | Path, evaluation: str | Path | Non
     stored = json.loads(evaluation_path.read_text()) if evaluation_path.is_file() else None
     data = json.loads(Path(data_report).read_text()) if data_report else None
     seeds = [model, str(paths.model_dir)] + ([paths.job_id] if paths.job_id else [])
-    records = audit.related_records(seeds)
+    log = settings.audit_log
+    records = audit.related_records(seeds, log.records())
     markdown_path, html_path = audit.write_report(out, model, manifest, stored, records,
-                                                  data_report=data)
+                                                  log.verify(), data_report=data)
     card = audit.write_model_card(Path(out) / "README.md", manifest, stored, data, name=model)
-    audit.append("model.reported", actor=actor, objects={"model": model},
+    log.append("model.reported", actor=actor, objects={"model": model},
                  details={"output": str(out)})
     return ModelReport(Path(markdown_path), Path(html_path), Path(card), stored is not None)

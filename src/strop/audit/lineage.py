@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from strop.audit.log import read_records
-
 # Actions in the audit log, by the part of a model's life they belong to.
 DATA_ACTIONS = ("file.", "data.")
 EVALUATION_ACTIONS = ("evaluation.", "model.evaluated")
@@ -18,12 +16,11 @@ DEPLOYMENT_ACTIONS = ("model.served", "model.exported", "model.deleted", "model.
                       "model.loaded", "model.unloaded")
 
 
-def related_records(object_ids: Iterable[str], records: Iterable[dict] | None = None,
-                    hops: int = 2) -> list[dict]:
+def related_records(object_ids: Iterable[str], records: Iterable[dict], hops: int = 2) -> list[dict]:
     """Records naming any of `object_ids`, then records naming any object those name, `hops`
     times: from an ft: model to its job, from the job to its files, from the files to their
     upload and validation."""
-    pool = list(records if records is not None else read_records())
+    pool = list(records)
     wanted = {object_id for object_id in object_ids if object_id}
     chosen: dict[int, dict] = {}
     for _ in range(hops + 1):

@@ -1,6 +1,6 @@
 """Append-only, hash-chained audit log.
 
-Each state change appends one JSON line to STROP_HOME/audit/log.jsonl. A record carries its
+Each state change appends one JSON line to HOME/audit/log.jsonl (`Settings.audit_log`). A record carries its
 sequence number, the SHA-256 of the previous record (`prev`) and its own hash over a canonical
 encoding of everything else, so editing, removing or reordering any record breaks the chain at
 that record.
@@ -10,14 +10,16 @@ both leave a valid chain. So every append also rewrites a small anchor file, `he
 the sequence number and hash of the newest record; `verify` requires the log to end exactly there.
 What the anchor protects against: truncation, appended records and rewritten tails by anyone who
 edits log.jsonl alone (a stray script, a careless restore, an editor). What it does not protect
-against: someone who can rewrite both files consistently. For that, set STROP_AUDIT_KEY (kept
-outside STROP_HOME): every record then carries an HMAC over its hash, which cannot be forged
+against: someone who can rewrite both files consistently. For that, set the audit key (setting `audit.key`, kept
+outside HOME): every record then carries an HMAC over its hash, which cannot be forged
 without the key; or copy a head hash (`strop audit verify` prints it) somewhere the attacker
 cannot write and pass it back with `--anchor SEQ:HASH`, which proves the prefix up to it intact.
 
 Appends are serialised across processes with an exclusive fcntl lock on a sibling lock file,
 so several workers and the server can append concurrently; within a process, appends that
-arrive together are written and fsynced as one batch (see _GroupCommit).
+arrive together are written and fsynced as one batch (see _GroupCommit). `AuditLog` is the
+handle every caller holds: it knows the file and the key, and for async routes decides whether
+an append runs on the event loop or in a thread (`AuditLog.append_async`).
 """
 
 from __future__ import annotations
@@ -30,15 +32,12 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from strop.config import strop_home
-
 GENESIS = "0" * 64
-KEY_ENV = "STROP_AUDIT_KEY"
 ANOMALY_ACTION = "audit.head_mismatch"
 FIELDS = ("seq", "time", "actor", "organization", "action", "objects", "hashes", "details",
           "prev")
@@ -48,17 +47,7 @@ class AuditError(RuntimeError):
     """The log cannot be appended to or read; the message says which file and why."""
 
 
-def audit_dir() -> Path:
-    path = strop_home() / "audit"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def log_path() -> Path:
-    return audit_dir() / "log.jsonl"
-
-
-def _head_path(log: Path) -> Path:
+def head_path(log: Path) -> Path:
     return log.with_name("head.json")
 
 
@@ -73,7 +62,7 @@ def record_hash(record: dict) -> str:
     return hashlib.sha256(_canonical(body)).hexdigest()
 
 
-def _mac(key: str, digest: str) -> str:
+def record_mac(key: str, digest: str) -> str:
     return hmac.new(key.encode("utf-8"), digest.encode("ascii"), hashlib.sha256).hexdigest()
 
 
@@ -124,7 +113,7 @@ def _write_head(log: Path, seq: int, digest: str) -> None:
     crash before it lands leaves the previous head, which the next append reports as
     `audit.head_mismatch`, the same as a crash between the log write and a rename would."""
     line = json.dumps({"seq": seq, "hash": digest}).ljust(HEAD_WIDTH - 1).encode() + b"\n"
-    descriptor = os.open(_head_path(log), os.O_WRONLY | os.O_CREAT, 0o644)
+    descriptor = os.open(head_path(log), os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         os.pwrite(descriptor, line, 0)
         if os.fstat(descriptor).st_size != len(line):
@@ -141,22 +130,21 @@ def _json_safe(name: str, value):
     return value
 
 
-def append(action: str, *, actor: str | None = None, organization: str | None = None,
-           objects: dict[str, str] | None = None, hashes: dict[str, str] | None = None,
-           details: dict | None = None, path: Path | str | None = None) -> dict:
+def append(path: Path | str, action: str, *, actor: str | None = None,
+           organization: str | None = None, objects: dict[str, str] | None = None,
+           hashes: dict[str, str] | None = None, details: dict | None = None,
+           key: str | None = None) -> dict:
     """Append one record and return it (with `seq`, `prev` and `hash` filled in) once it is
     on disk (fsynced).
 
     `objects` names what the action touched ({"job": "ftjob-...", "file": "file-..."}),
-    `hashes` their content hashes ({"training_file": "sha256:..."}), `details` anything else.
+    `hashes` their content hashes ({"training_file": "sha256:..."}), `details` anything else;
+    with `key`, the record carries an HMAC of its hash.
     """
     if not action or not isinstance(action, str):
         raise AuditError("audit action must be a non-empty string, e.g. 'job.created'")
-    if path is None:
-        log = log_path()  # creates the audit folder
-    else:
-        log = Path(path)
-        log.parent.mkdir(parents=True, exist_ok=True)
+    log = Path(path)
+    log.parent.mkdir(parents=True, exist_ok=True)
     fields = {"objects": dict(objects or {}), "hashes": dict(hashes or {}),
               "details": dict(details or {})}
     try:
@@ -165,7 +153,7 @@ def append(action: str, *, actor: str | None = None, organization: str | None = 
         for name, value in fields.items():
             _json_safe(name, value)
         raise
-    entry = _Pending(action, actor, organization, **fields)
+    entry = _Pending(action, actor, organization, key=key, **fields)
     return _group_commit(log).append(entry)
 
 
@@ -179,6 +167,7 @@ class _Pending:
     objects: dict
     hashes: dict
     details: dict
+    key: str | None = None
     record: dict | None = None
     error: BaseException | None = None
 
@@ -231,11 +220,12 @@ class _GroupCommit:
                 # rewritten in between (or a crash between the two writes). Chaining on
                 # silently would bury that, so it goes into the chain itself, where verify
                 # reports it.
-                records.append(_build(seq, prev, ANOMALY_ACTION, None, None, {}, {}, mismatch))
+                records.append(_build(seq, prev, ANOMALY_ACTION, None, None, {}, {}, mismatch,
+                                      batch[0].key))
                 seq, prev = seq + 1, records[-1]["hash"]
             for entry in batch:
                 record = _build(seq, prev, entry.action, entry.actor, entry.organization,
-                                entry.objects, entry.hashes, entry.details)
+                                entry.objects, entry.hashes, entry.details, entry.key)
                 records.append(record)
                 entry.record = record
                 seq, prev = seq + 1, record["hash"]
@@ -254,14 +244,13 @@ _group_commits_lock = threading.Lock()
 QUICK_FSYNC_SECONDS = 0.002
 
 
-def append_is_quick(path: Path | str | None = None) -> bool:
+def append_is_quick(path: Path | str) -> bool:
     """Whether this process's appends to the log have fsynced within QUICK_FSYNC_SECONDS on
     average (a local SSD: ~0.1-0.3 ms), so that an async server may append on its event loop
     rather than hand the append to a thread (under load, the thread waits milliseconds for the
     interpreter lock at each of the append's dozen system calls). False before the first
     append."""
-    log = log_path() if path is None else Path(path)
-    seconds = _group_commit(log).fsync_seconds
+    seconds = _group_commit(Path(path)).fsync_seconds
     return seconds is not None and seconds < QUICK_FSYNC_SECONDS
 
 
@@ -279,7 +268,7 @@ def _file_states(log: Path) -> tuple:
     """What changes when anyone writes log.jsonl or head.json: inode, size, modification
     time."""
     states = []
-    for path in (log, _head_path(log)):
+    for path in (log, head_path(log)):
         try:
             found = os.stat(path)
         except FileNotFoundError:
@@ -306,7 +295,7 @@ def _log_end(log: Path) -> tuple[int, str]:
 
 def _read_head(log: Path) -> dict | None:
     try:
-        head = json.loads(_head_path(log).read_text())
+        head = json.loads(head_path(log).read_text())
         return {"seq": int(head["seq"]), "hash": str(head["hash"])}
     except FileNotFoundError:
         return None
@@ -327,7 +316,7 @@ def _head_mismatch(log: Path, last_seq: int, last_hash: str) -> dict | None:
             "reason": "the log did not end at the record head.json names"}
 
 
-def _build(seq, prev, action, actor, organization, objects, hashes, details) -> dict:
+def _build(seq, prev, action, actor, organization, objects, hashes, details, key) -> dict:
     record = {
         "seq": seq,
         "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
@@ -340,9 +329,8 @@ def _build(seq, prev, action, actor, organization, objects, hashes, details) -> 
         "prev": prev,
     }
     record["hash"] = record_hash(record)
-    key = os.environ.get(KEY_ENV)
     if key:
-        record["mac"] = _mac(key, record["hash"])
+        record["mac"] = record_mac(key, record["hash"])
     return record
 
 
@@ -362,134 +350,9 @@ def _write(log: Path, records: list[dict]) -> float:
     return fsync_seconds
 
 
-@dataclass
-class VerifyResult:
-    ok: bool
-    records: int
-    problems: list[str] = field(default_factory=list)
-    head: dict | None = None  # {"seq", "hash"} of the last record read
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "records": self.records, "problems": list(self.problems),
-                "head": self.head}
-
-
-def _parse_anchor(anchor: str) -> tuple[int, str]:
-    seq, separator, digest = anchor.partition(":")
-    if not separator or not seq.isdigit() or len(digest) != 64:
-        raise AuditError(f"anchor '{anchor}' must look like SEQ:SHA256 (e.g. 42:9f86d0...)")
-    return int(seq), digest.lower()
-
-
-def verify(path: Path | str | None = None, *, anchor: str | None = None,
-           key: str | None = None) -> VerifyResult:
-    """Check the whole chain and the head anchor; every problem names the record it is in.
-
-    `anchor` ("SEQ:HASH") is a head hash saved elsewhere earlier; `key` (default: the
-    STROP_AUDIT_KEY variable) checks each record's HMAC.
-    """
-    log = Path(path) if path is not None else log_path()
-    key = key if key is not None else os.environ.get(KEY_ENV)
-    expected_anchor = _parse_anchor(anchor) if anchor else None
-    problems: list[str] = []
-    prev = GENESIS
-    expected_seq = 1
-    count = 0
-    last: dict | None = None
-    anchor_seen = False
-    lines = log.read_bytes().split(b"\n") if log.exists() else []
-    if lines and lines[-1] == b"":
-        lines.pop()
-    elif lines:
-        problems.append(f"line {len(lines)}: incomplete last line (no newline at the end)")
-    for number, raw in enumerate(lines, start=1):
-        where = f"line {number}"
-        try:
-            record = json.loads(raw)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            problems.append(f"{where}: not a JSON record")
-            prev, expected_seq = None, expected_seq + 1
-            continue
-        count += 1
-        seq = record.get("seq")
-        where = f"record {seq} (line {number})"
-        missing = [name for name in (*FIELDS, "hash") if name not in record]
-        if missing:
-            problems.append(f"{where}: missing field(s) {', '.join(missing)}")
-        if seq != expected_seq:
-            problems.append(
-                f"{where}: sequence number {seq} where {expected_seq} was expected "
-                "(a record was removed, inserted or moved)"
-            )
-        if record.get("hash") != record_hash(record):
-            problems.append(f"{where}: content does not match its hash (the record was edited)")
-        if prev is not None and record.get("prev") != prev:
-            problems.append(
-                f"{where}: does not chain to the record before it (a record before it was "
-                "removed, reordered or edited)"
-            )
-        if key:
-            if "mac" not in record:
-                problems.append(f"{where}: no HMAC although a key is set (forged or written "
-                                "without the key)")
-            elif not hmac.compare_digest(record["mac"], _mac(key, str(record.get("hash")))):
-                problems.append(f"{where}: HMAC does not match (forged, or a different key)")
-        if record.get("action") == ANOMALY_ACTION:
-            details = record.get("details") or {}
-            problems.append(
-                f"{where}: when it was appended, {details.get('reason', 'the head did not match')}"
-                f" (head: {details.get('head')}, log ended at: {details.get('log_end')}); records "
-                "were removed, added or rewritten before it, or an append crashed")
-        if expected_anchor and seq == expected_anchor[0]:
-            anchor_seen = True
-            if record.get("hash") != expected_anchor[1]:
-                problems.append(f"{where}: hash differs from the anchor you saved "
-                                "(the log was rewritten up to here)")
-        prev = record.get("hash")
-        expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
-        last = record
-    if expected_anchor and not anchor_seen:
-        problems.append(f"record {expected_anchor[0]} named by the anchor is not in the log "
-                        "(the log was truncated or rewritten)")
-    problems.extend(_check_head(log, last))
-    head = {"seq": last["seq"], "hash": last.get("hash")} if last else None
-    return VerifyResult(ok=not problems, records=count, problems=problems, head=head)
-
-
-def _check_head(log: Path, last: dict | None) -> list[str]:
-    head_file = _head_path(log)
-    if not head_file.exists():
-        if last is None:
-            return []
-        return [f"{head_file.name} is missing: the end of the log cannot be confirmed "
-                "(records may have been appended or removed at the end)"]
-    try:
-        head = json.loads(head_file.read_text())
-        head_seq, head_hash = int(head["seq"]), str(head["hash"])
-    except (ValueError, KeyError, TypeError):
-        return [f"{head_file.name} is not valid JSON with seq and hash"]
-    if last is None:
-        return [f"the log is empty but {head_file.name} names record {head_seq}: the log "
-                "was deleted or truncated"]
-    last_seq = last.get("seq")
-    if last_seq == head_seq and last.get("hash") == head_hash:
-        return []
-    if isinstance(last_seq, int) and last_seq > head_seq:
-        return [f"record {head_seq + 1} onwards: appended after the last recorded head "
-                f"(record {head_seq}); forged, or written by a process that crashed before "
-                "updating the head"]
-    if isinstance(last_seq, int) and last_seq < head_seq:
-        return [f"records {last_seq + 1}-{head_seq}: removed from the end of the log "
-                f"({head_file.name} names record {head_seq})"]
-    return [f"record {last_seq}: the last record's hash differs from {head_file.name} "
-            "(the end of the log was rewritten)"]
-
-
-def read_records(path: Path | str | None = None) -> Iterator[dict]:
+def read_records(path: Path | str) -> Iterator[dict]:
     """Every parseable record in file order (verification is `verify`'s job, not this one's)."""
-    log = Path(path) if path is not None else log_path()
+    log = Path(path)
     if not log.exists():
         return
     with open(log, "rb") as handle:
@@ -505,7 +368,7 @@ def read_records(path: Path | str | None = None) -> Iterator[dict]:
                 yield record
 
 
-def records(object_id: str | None = None, path: Path | str | None = None) -> list[dict]:
+def records(path: Path | str, object_id: str | None = None) -> list[dict]:
     """Records in order; with `object_id`, only those whose `objects` name it."""
     found = []
     for record in read_records(path):
@@ -513,3 +376,32 @@ def records(object_id: str | None = None, path: Path | str | None = None) -> lis
         if object_id is None or object_id in objects.values():
             found.append(record)
     return found
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """The audit log of one strop home, with the key its records are signed with."""
+
+    path: Path
+    key: str | None = None
+
+    def append(self, action: str, **fields) -> dict:
+        return append(self.path, action, key=self.key, **fields)
+
+    async def append_async(self, action: str, **fields) -> dict:
+        """For async routes: on the event loop where fsync is quick (~0.3 ms on a local SSD; a
+        thread would wait for the interpreter lock at each of the append's system calls under
+        load), else in a thread, where appends that meet share one fsync."""
+        if append_is_quick(self.path):
+            return self.append(action, **fields)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(lambda: self.append(action, **fields))
+
+    def verify(self, anchor: str | None = None):
+        from strop.audit.verify import verify
+
+        return verify(self.path, anchor=anchor, key=self.key)
+
+    def records(self, object_id: str | None = None) -> list[dict]:
+        return records(self.path, object_id)

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from strop.audit.document import Document
 from strop.audit.lineage import lineage
-from strop.audit.log import verify
+from strop.audit.verify import VerifyResult
 from strop.audit.model_card import (EVALUATION_HEADER, evaluation_rows, format_estimate)
 from strop.evaluate.compare import as_result
 
@@ -195,7 +195,8 @@ def build_report(model_name: str, manifest: dict, evaluation, audit_records: Ite
 
 
 def write_report(out_dir: str | Path, model_name: str, manifest: dict, evaluation,
-                 audit_records: Iterable[dict], data_report: dict | None = None,
+                 audit_records: Iterable[dict], audit_status: VerifyResult,
+                 data_report: dict | None = None,
                  results_csv: str | Path | None = None) -> tuple[Path, Path]:
     """Write report.md, report.html and their charts into `out_dir`; return the two paths."""
     from strop.evaluate.charts import plot_comparison, plot_loss_curves
@@ -213,7 +214,7 @@ def write_report(out_dir: str | Path, model_name: str, manifest: dict, evaluatio
         except ValueError:
             pass  # a results file with no rows: the report says so by having no chart
     document = build_report(model_name, manifest, result, audit_records, data_report, charts,
-                            audit_status=verify())
+                            audit_status=audit_status)
     markdown_path = out_dir / "report.md"
     html_path = out_dir / "report.html"
     markdown_path.write_text(document.markdown(), encoding="utf-8")

@@ -6,7 +6,8 @@ Each group of verbs lives in its own module and registers itself on `app` when i
 from __future__ import annotations
 
 from strop.cli.app import app
-from strop.cli import chat, data, evaluate, keys, models, quickstart, serve, train  # noqa: F401
+from strop.cli import (chat, config, data, evaluate, keys, models, quickstart, serve,  # noqa: F401
+                       train)
 
 
 def main() -> None:

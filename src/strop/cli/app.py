@@ -38,3 +38,13 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 def progress_printer(message: str) -> None:
     errors.print(f"[dim]{message}[/]", highlight=False)
+
+
+def load_settings(**sections):
+    """The effective settings (see strop.settings), a readable error if they cannot be read."""
+    from strop.settings import Settings, SettingsError
+
+    try:
+        return Settings.load(**sections)
+    except SettingsError as exc:
+        raise fail(str(exc))

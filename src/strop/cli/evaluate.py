@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from strop import audit
-from strop.cli.app import EXIT_PROBLEMS, app, console, errors, fail, progress_printer
+from strop.cli.app import (EXIT_PROBLEMS, app, console, errors, fail, load_settings,
+                           progress_printer)
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -86,23 +87,24 @@ def evaluate_command(
         chart = plot_comparison(result, destination.with_suffix(".png"))
         errors.print(f"[dim]wrote {destination} and {chart}[/]", highlight=False)
     payload = json.dumps(result.to_dict(), sort_keys=True).encode()
-    audit.append("model.evaluated", actor="cli", objects={"model": model},
-                 hashes={"evaluation": "sha256:" + hashlib.sha256(payload).hexdigest()},
-                 details={"base": result.base.get("name"), "settings": result.settings,
-                          "significant_drops": [f"{c.group}/{c.metric}"
-                                                for c in result.significant_drops],
-                          "output": str(destination) if destination else None})
+    load_settings().audit_log.append(
+        "model.evaluated", actor="cli", objects={"model": model},
+        hashes={"evaluation": "sha256:" + hashlib.sha256(payload).hexdigest()},
+        details={"base": result.base.get("name"), "settings": result.settings,
+                 "significant_drops": [f"{c.group}/{c.metric}" for c in result.significant_drops],
+                 "output": str(destination) if destination else None})
 
 
 @audit_app.command("verify")
 def audit_verify(
     anchor: str = typer.Option(None, "--anchor", help="SEQ:HASH saved earlier, proves the "
                                                       "prefix up to it unchanged"),
-    path: Path = typer.Option(None, "--path", help="log file (default: STROP_HOME's)"),
+    path: Path = typer.Option(None, "--path", help="log file (default: the home's)"),
 ) -> None:
-    """Check the hash chain, the head anchor and (with STROP_AUDIT_KEY) every HMAC."""
+    """Check the hash chain, the head anchor and (with the audit key set) every HMAC."""
+    log = load_settings().audit_log
     try:
-        result = audit.verify(path, anchor=anchor)
+        result = audit.verify(path or log.path, anchor=anchor, key=log.key)
     except audit.AuditError as exc:
         raise fail(str(exc))
     if result.ok:
@@ -125,7 +127,7 @@ def audit_log(
     show_json: bool = typer.Option(False, "--json", help="one JSON record per line"),
 ) -> None:
     """Show the audit log, oldest first."""
-    found = audit.records(object_id)
+    found = load_settings().audit_log.records(object_id)
     if last:
         found = found[-last:]
     if show_json:
@@ -157,7 +159,7 @@ def report_command(
     from strop.reporting import ReportError, write_model_report
 
     try:
-        report = write_model_report(model, out, evaluation, data_report)
+        report = write_model_report(load_settings(), model, out, evaluation, data_report)
     except (LocateError, ReportError) as exc:
         raise fail(str(exc))
     if not report.evaluated:

@@ -6,18 +6,16 @@ from datetime import datetime, timezone
 
 import typer
 
-from strop import audit
-from strop.cli.app import app, console, fail
+from strop.cli.app import app, console, fail, load_settings
 
 keys_app = typer.Typer(help="API keys for the server (stored hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 def _store():
-    from strop.settings import Settings
     from strop.store import Store
 
-    return Store(Settings.load().database)
+    return Store(load_settings().database_url)
 
 
 def _when(timestamp: int | None) -> str:
@@ -37,8 +35,8 @@ def create(org: str = typer.Option(..., "--org", help="organisation the key acts
             key_id, organization_id = key.id, key.organization_id
     except access.AccessError as exc:
         raise fail(str(exc))
-    audit.append("key.created", actor="cli", organization=org,
-                 objects={"key": key_id, "organization": organization_id})
+    load_settings().audit_log.append("key.created", actor="cli", organization=org,
+                                     objects={"key": key_id, "organization": organization_id})
     console.print(f"Created {key_id} for organisation '{org}' ({organization_id}).")
     console.print("Secret (shown once, store it now):")
     print(secret)
@@ -75,5 +73,6 @@ def revoke(key_id: str = typer.Argument(..., help="key id from `strop keys list`
             name = organization.name if organization else None
     except access.AccessError as exc:
         raise fail(str(exc))
-    audit.append("key.revoked", actor="cli", organization=name, objects={"key": key_id})
+    load_settings().audit_log.append("key.revoked", actor="cli", organization=name,
+                                     objects={"key": key_id})
     console.print(f"Revoked {key_id}.")

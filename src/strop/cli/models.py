@@ -42,13 +42,11 @@ def export(
                                 help="merge the adapter into the base weights (standalone model)"),
 ) -> None:
     """Write a tuned model's weights: its adapter, or with --merged a plain model folder."""
-    from strop import audit
     from strop.serving.resolver import ModelNotFoundError
-    from strop.settings import Settings
     from strop.store import Store
     from strop.store.export import export_tuned_model
 
-    from strop.cli.app import EXIT_USAGE, errors
+    from strop.cli.app import EXIT_USAGE, errors, load_settings
 
     def fail(message: str) -> typer.Exit:
         # emoji=False: rich would turn the ":x:" inside an ft: name into an emoji.
@@ -56,13 +54,14 @@ def export(
         return typer.Exit(EXIT_USAGE)
 
     try:
-        written = export_tuned_model(Store(Settings.load().database), model, output, merged=merged)
+        settings = load_settings()
+        written = export_tuned_model(Store(settings.database_url), model, output, merged=merged)
     except ModelNotFoundError:
         raise fail(f"no fine-tuned model named '{model}' (see `strop models list` or the "
                    "server's /v1/models)")
     except (FileExistsError, FileNotFoundError) as exc:
         raise fail(str(exc))
-    audit.append("model.exported", actor="cli", objects={"model": model},
-                 details={"merged": merged, "destination": str(written)})
+    settings.audit_log.append("model.exported", actor="cli", objects={"model": model},
+                              details={"merged": merged, "destination": str(written)})
     console.print(f"Wrote {'merged model' if merged else 'adapter'} of {model} to {written}",
                   emoji=False, highlight=False)

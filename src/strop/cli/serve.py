@@ -6,17 +6,10 @@ import logging
 
 import typer
 
-from strop.cli.app import app, console, errors, fail
-from strop.settings import Settings, SettingsError
+from strop.cli.app import app, console, errors, load_settings
+from strop.settings import redacted_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def _settings(**overrides) -> Settings:
-    try:
-        return Settings.load(**overrides)
-    except SettingsError as exc:
-        raise fail(str(exc))
 
 
 @app.command("serve")
@@ -32,11 +25,11 @@ def serve(
     from strop.server import create_app
     from strop.store import Store, access
 
-    settings = _settings(host=host, port=port)
-    store = Store(settings.database)
+    settings = load_settings(server={"host": host, "port": port})
+    store = Store(settings.database_url)
     with store.session() as session:
         keys_configured = access.keys_configured(session)
-    bind = settings.host
+    bind = settings.server.host
     if not keys_configured and bind not in LOCAL_HOSTS:
         errors.print(f"[yellow]No API keys are configured, so strop binds to 127.0.0.1 only "
                      f"(not {bind}). Create one with `strop keys create --org NAME` to serve "
@@ -46,10 +39,10 @@ def serve(
         errors.print("[yellow]No API keys are configured: localhost only, no authentication. "
                      "Create one with `strop keys create --org NAME`.[/]", highlight=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    console.print(f"strop API on http://{bind}:{settings.port}/v1 "
-                  f"(database {_redacted(settings.database)}, home {settings.home})")
+    console.print(f"strop API on http://{bind}:{settings.server.port}/v1 "
+                  f"(database {redacted_url(settings.database_url)}, home {settings.home})")
     uvicorn.run(create_app(settings, run_worker=True, store=store), host=bind,
-                port=settings.port, log_level="info", access_log=access_log)
+                port=settings.server.port, log_level="info", access_log=access_log)
 
 
 @app.command("worker")
@@ -58,18 +51,11 @@ def worker() -> None:
     from strop.store import Store
     from strop.worker import Worker
 
-    settings = _settings()
+    settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runner = Worker(settings, Store(settings.database))
-    console.print(f"strop worker {runner.worker_id} on {_redacted(settings.database)}")
+    runner = Worker(settings, Store(settings.database_url))
+    console.print(f"strop worker {runner.worker_id} on {redacted_url(settings.database_url)}")
     try:
         runner.run_forever()
     except KeyboardInterrupt:
         runner.stop()
-
-
-def _redacted(url: str) -> str:
-    """A database URL without its password, fit for printing."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

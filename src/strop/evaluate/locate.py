@@ -54,7 +54,7 @@ def _from_store(name: str) -> tuple[Path, str]:
     from strop.store import Store
     from strop.store.jobs import tuned_model_any_organization
 
-    store = Store(Settings.load().database)
+    store = Store(Settings.load().database_url)
     try:
         with store.session() as session:
             row = tuned_model_any_organization(session, name)

@@ -19,8 +19,6 @@ import importlib.util
 from pathlib import Path
 from typing import Callable
 
-from strop.config import models_cache_dir
-
 MANIFEST = "strop-cache.json"
 CACHE_FORMAT = 1
 
@@ -44,7 +42,9 @@ class EmbeddedModel:
         return Path(list(spec.submodule_search_locations)[0]) / self.gguf_file
 
     def cache_dir(self) -> Path:
-        return models_cache_dir() / self.name
+        from strop.settings import Settings
+
+        return Settings.load().models_dir / self.name
 
 
 EMBEDDED_MODELS = {

@@ -176,10 +176,11 @@ def _count_parameters(folder: Path) -> int | None:
 
 def available() -> list[str]:
     """Embedded models plus local model folders the user registered under STROP_HOME/models."""
-    from strop.config import models_cache_dir
+    from strop.settings import Settings
 
     names = list(EMBEDDED_MODELS)
-    for path in sorted(models_cache_dir().iterdir()):
+    cache = Settings.load().models_dir
+    for path in sorted(cache.iterdir()) if cache.is_dir() else ():
         if path.name not in EMBEDDED_MODELS and _is_model_folder(path):
             names.append(str(path))
     return names

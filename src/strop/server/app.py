@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
                store: Store | None = None) -> FastAPI:
     """The service. With `run_worker`, one worker thread runs jobs inside the same process."""
     settings = settings or Settings.load()
-    store = store or Store(settings.database)
+    store = store or Store(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
                   description="OpenAI-compatible fine-tuning service")
     app.state.settings = settings
     app.state.store = store
+    app.state.audit = settings.audit_log
     app.state.auth_cache = {}  # see strop.server.auth.caller
     app.state.resolve_model = store_resolver(store)
     errors.install(app)

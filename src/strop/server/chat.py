@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from strop.generation import SamplingParams
-from strop.serving import Engine, EngineSettings, ModelNotFoundError, ServingError
+from strop.serving import Engine, ModelNotFoundError, ServingError
 
 router = APIRouter()
 
@@ -150,13 +150,7 @@ def engine_for(app) -> Engine:
         with _engine_creation:
             engine = getattr(app.state, "engine", None)
             if engine is None:
-                settings = EngineSettings.from_env()
-                app_settings = getattr(app.state, "settings", None)
-                if app_settings is not None:
-                    settings = EngineSettings(
-                        adapter_memory_bytes=app_settings.adapter_memory_bytes,
-                        dtype=settings.dtype, max_base_models=settings.max_base_models)
-                engine = Engine(app.state.resolve_model, settings)
+                engine = Engine(app.state.resolve_model, app.state.settings.serving)
                 app.state.engine = engine
     return engine
 

@@ -31,8 +31,8 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and form fields around the file its
 async def upload(request: Request, background: BackgroundTasks, who: Caller = Depends(caller)):
     settings = request.app.state.settings
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_OVERHEAD:
-        raise APIError(413, UploadTooLarge(settings.max_upload_bytes).args[0], param="file",
+    if declared and declared.isdigit() and int(declared) > settings.server.max_upload_bytes + MULTIPART_OVERHEAD:
+        raise APIError(413, UploadTooLarge(settings.server.max_upload_bytes).args[0], param="file",
                        code="file_too_large")
     try:
         form = await request.form(max_files=1, max_fields=8)
@@ -50,7 +50,7 @@ async def upload(request: Request, background: BackgroundTasks, who: Caller = De
                            code="invalid_value")
         try:
             sha, size = await run_in_threadpool(write_blob, settings.files_dir, upload.file,
-                                                settings.max_upload_bytes)
+                                                settings.server.max_upload_bytes)
         except UploadTooLarge as exc:
             raise APIError(413, str(exc), param="file", code="file_too_large") from None
         if size == 0:
@@ -63,7 +63,7 @@ async def upload(request: Request, background: BackgroundTasks, who: Caller = De
         row = add_file(session, organization_id=who.organization_id, filename=filename,
                        purpose=purpose, sha256=sha, size=size)
         body = file_object(row)
-    audit.append("file.uploaded", actor=who.actor, organization=who.organization_name,
+    request.app.state.audit.append("file.uploaded", actor=who.actor, organization=who.organization_name,
                  objects={"file": row.id}, hashes={"file": f"sha256:{sha}"},
                  details={"filename": filename, "bytes": size, "purpose": purpose})
     background.add_task(process_upload, request.app.state, row.id, who)
@@ -97,7 +97,7 @@ def process_upload(state, file_id: str, who: Caller) -> None:
         row.validation = summary
         row.status = "error" if error else "processed"
         row.status_details = error["message"] if error else None
-    audit.append("file.validated", actor=who.actor, organization=who.organization_name,
+    state.audit.append("file.validated", actor=who.actor, organization=who.organization_name,
                  objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"},
                  details={"ok": error is None, "error": error,
                           "format": (summary or {}).get("format"),
@@ -141,7 +141,7 @@ def remove_file(file_id: str, request: Request, who: Caller = Depends(caller)):
         if row is None:
             raise not_found("File", file_id)
         delete_file(session, request.app.state.settings.files_dir, row)
-    audit.append("file.deleted", actor=who.actor, organization=who.organization_name,
+    request.app.state.audit.append("file.deleted", actor=who.actor, organization=who.organization_name,
                  objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"})
     return {"id": file_id, "object": "file", "deleted": True}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from strop import audit
 from strop.server.auth import Caller, caller
 from strop.server.routing import JSONRoute
 from strop.server.errors import APIError
@@ -24,17 +22,13 @@ from strop.store.files import file_row
 # SQLite statements (well under a millisecond), and running them one after another on one
 # thread avoids what a thread per request costs under load: a hop through the thread pool and
 # threads queueing for the interpreter lock while one of them holds the database's write lock.
-# So does the audit append, where fsync is quick (see `_audit`).
+# So does the audit append, where fsync is quick (see `AuditLog.append_async`).
 router = APIRouter(route_class=JSONRoute)
 
 
-async def _audit(action: str, who: Caller, **fields) -> None:
-    append = functools.partial(audit.append, action, actor=who.actor,
-                               organization=who.organization_name, **fields)
-    if audit.append_is_quick():
-        append()  # ~0.3 ms where fsync is fast; a thread would wait for the interpreter lock
-    else:
-        await run_in_threadpool(append)  # slow storage: appends that meet share one fsync
+async def _audit(request: Request, action: str, who: Caller, **fields) -> None:
+    await request.app.state.audit.append_async(action, actor=who.actor,
+                                               organization=who.organization_name, **fields)
 
 
 def _base_model(store, who: Caller, name: str) -> str:
@@ -84,7 +78,7 @@ async def create_job(body: JobCreate, request: Request, who: Caller = Depends(ca
     files = {"training_file": job.training_file}
     if job.validation_file:
         files["validation_file"] = job.validation_file
-    await _audit("job.created", who, objects={"job": job.id, **files},
+    await _audit(request, "job.created", who, objects={"job": job.id, **files},
                  details={"model": job.model, "method": job.method, "seed": job.seed,
                           "suffix": job.suffix})
     return reply
@@ -130,7 +124,7 @@ async def _change(request: Request, who: Caller, job_id: str, change, action: st
             raise APIError(400, str(exc), param="fine_tuning_job_id",
                            code="invalid_job_state") from None
         reply = job_object(job)
-    await _audit(action, who, objects={"job": job_id}, details={"status": reply["status"]})
+    await _audit(request, action, who, objects={"job": job_id}, details={"status": reply["status"]})
     return reply
 
 
@@ -185,7 +179,7 @@ async def job_evaluation(job_id: str, request: Request, who: Caller = Depends(ca
         state = dict(job.evaluation or {})
         job_status = job.status
     if not state:
-        enabled = request.app.state.settings.evaluate_after_training
+        enabled = request.app.state.settings.evaluation.after_training
         state = {"status": "pending" if enabled and job_status not in ("failed", "cancelled")
                  else "disabled" if not enabled else "not_available"}
     result = None

@@ -74,7 +74,7 @@ def delete_model(model: str, request: Request, who: Caller = Depends(caller)):
     engine = getattr(request.app.state, "engine", None)  # created on the first chat request
     if engine is not None:
         engine.unload(model)
-    audit.append("model.deleted", actor=who.actor, organization=who.organization_name,
+    request.app.state.audit.append("model.deleted", actor=who.actor, organization=who.organization_name,
                  objects={"model": model, "job": job_id}, details={"path": path})
     return {"id": model, "object": "model", "deleted": True}
 
@@ -97,7 +97,7 @@ def model_archive(model: str, request: Request, merged: bool = False,
         scratch = Path(tempfile.mkdtemp(prefix="strop-merge-"))
         folder = export_merged(base, folder, scratch / "model")
         root += "-merged"
-    audit.append("model.exported", actor=who.actor, organization=who.organization_name,
+    request.app.state.audit.append("model.exported", actor=who.actor, organization=who.organization_name,
                  objects={"model": model}, details={"merged": merged, "via": "api"})
 
     def body():

@@ -7,11 +7,9 @@ from strop.serving.resolver import (
     ServedModel,
     resolve_local,
 )
-from strop.serving.settings import EngineSettings
 
 __all__ = [
     "Engine",
-    "EngineSettings",
     "ModelNotFoundError",
     "ModelResolver",
     "ServedModel",

@@ -7,7 +7,7 @@ its last token: a request can never run through another request's adapter. On CP
 no throughput, since two decodes at once would share the same memory bandwidth.
 
 Adapters are loaded on first use and evicted least-recently-used when the bytes of the loaded
-adapter weights would exceed `EngineSettings.adapter_memory_bytes`. Base models are few and
+adapter weights would exceed `ServingSettings.adapter_memory_bytes`. Base models are few and
 large; at most `max_base_models` stay loaded.
 """
 
@@ -26,7 +26,7 @@ from strop.decoder import join_projections, unsupported_reason
 from strop.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
 from strop.serving.lora import AdapterFormatError, LoraWeights, MergedLora, read_lora
 from strop.serving.resolver import ModelNotFoundError, ModelResolver, ServedModel, resolve_local
-from strop.serving.settings import EngineSettings
+from strop.settings import ServingSettings
 
 
 class ServingError(Exception):
@@ -92,9 +92,9 @@ class Engine:
     """
 
     def __init__(self, resolve: ModelResolver = resolve_local,
-                 settings: EngineSettings | None = None):
+                 settings: ServingSettings | None = None):
         self.resolve = resolve
-        self.settings = settings or EngineSettings()
+        self.settings = settings or ServingSettings()
         self._lock = threading.Lock()
         self._bases: OrderedDict[str, _Base] = OrderedDict()
         # Adapters trained on one base save identical tokenizer files; they share one object

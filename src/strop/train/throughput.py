@@ -14,9 +14,7 @@ import platform
 import time
 from pathlib import Path
 
-from strop.config import strop_home
 
-CALIBRATION_FILE = "calibration.json"
 CALIBRATION_VERSION = 1
 SEQUENCES_PER_STEP = 2
 TIMED_STEPS = 3
@@ -38,7 +36,9 @@ def machine_id() -> str:
 
 
 def _cache_path() -> Path:
-    return strop_home() / CALIBRATION_FILE
+    from strop.settings import Settings
+
+    return Settings.load().calibration_path
 
 
 def _read_cache() -> dict:

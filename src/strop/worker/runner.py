@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from strop import audit
+from strop.audit import AuditLog
 from strop.settings import Settings
 from strop.store import Store, ids
 from strop.store import jobs as job_queries
@@ -60,6 +60,7 @@ def _holder_is_dead(worker_id: str) -> bool:
 class Worker:
     def __init__(self, settings: Settings, store: Store, worker_id: str | None = None):
         self.settings = settings
+        self.audit_log = settings.audit_log
         self.store = store
         self.worker_id = worker_id or new_worker_id()
         self.stopping = threading.Event()
@@ -76,7 +77,7 @@ class Worker:
                 log.exception("worker loop error; retrying")
                 worked = False
             if not worked:
-                self.stopping.wait(self.settings.worker_poll_seconds)
+                self.stopping.wait(self.settings.worker.poll_seconds)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -95,7 +96,7 @@ class Worker:
 
     def recover_stale(self) -> list[str]:
         """Release jobs whose worker died; returns the ids recovered."""
-        deadline = time.time() - self.settings.stale_after_seconds
+        deadline = time.time() - self.settings.worker.stale_after_seconds
         recovered = []
         with self.store.session() as session:
             held = session.scalars(select(Job).where(Job.worker_id.is_not(None),
@@ -114,7 +115,7 @@ class Worker:
             return
         checkpoint = job_queries.latest_checkpoint(session, job.id)
         job.attempts = (job.attempts or 0) + 1  # counts crashes, not pauses
-        if job.attempts > self.settings.max_job_attempts:
+        if job.attempts > self.settings.worker.max_attempts:
             self._fail(session, job, {
                 "code": "worker_lost",
                 "message": f"The worker running this job stopped unexpectedly {job.attempts} "
@@ -132,7 +133,7 @@ class Worker:
         job_queries.add_event(session, job.id,
                               f"The worker running this job stopped unexpectedly; {where}",
                               level="warn", data={"lost_worker": lost})
-        _audit("job.recovered", session, job, details={"lost_worker": lost,
+        _audit(self.audit_log, "job.recovered", session, job, details={"lost_worker": lost,
                                                       "resume_from": job.resume_from})
 
     # -- one job --------------------------------------------------------------------------
@@ -186,7 +187,7 @@ class Worker:
                 stored = session.get(StoredFile, row.seq)
                 if stored is not None:
                     stored.validation = report_summary(report)
-                _audit_file_validation(session, job_id, row, report)
+                _audit_file_validation(self.audit_log, session, job_id, row, report)
             error = file_error(report, param)
             if error is not None:
                 if param == "validation_file":
@@ -241,7 +242,7 @@ class Worker:
             job_queries.add_event(
                 session, job.id, "Fine-tuning job started" if first_start and resume_from is None
                 else f"Fine-tuning job resumed from {resume_from.name if resume_from else 'the start'}")
-            _audit("job.started", session, job, details={"resume_from": job.resume_from,
+            _audit(self.audit_log, "job.started", session, job, details={"resume_from": job.resume_from,
                                                          "attempt": job.attempts})
             reporter = JobReporter(self.store, job.id, self.worker_id, organization.name,
                                    shutting_down=self.stopping)
@@ -257,7 +258,7 @@ class Worker:
         thread = threading.Thread(target=train, name=f"train-{job_id}", daemon=True)
         thread.start()
         while thread.is_alive():
-            thread.join(self.settings.heartbeat_seconds)
+            thread.join(self.settings.worker.heartbeat_seconds)
             with self.store.session() as session:
                 session.execute(update(Job).where(Job.id == job_id,
                                                   Job.worker_id == self.worker_id)
@@ -321,7 +322,7 @@ class Worker:
             job.status = "queued"
             job_queries.add_event(session, job.id, f"Fine-tuning job re-queued to continue from "
                                                    f"{where}")
-            _audit("job.requeued", session, job, details={"resume_from": job.resume_from})
+            _audit(self.audit_log, "job.requeued", session, job, details={"resume_from": job.resume_from})
         self._release(session, job)
 
     def _finish_succeeded(self, session, job: Job, result) -> None:
@@ -354,7 +355,7 @@ class Worker:
         job_queries.add_event(session, job.id, f"New fine-tuned model created: {name}",
                               data={"fine_tuned_model": name})
         job_queries.add_event(session, job.id, "The job has successfully completed")
-        _audit("job.succeeded", session, job,
+        _audit(self.audit_log, "job.succeeded", session, job,
                objects={"model": name, "result_file": results.id},
                hashes={"result_file": f"sha256:{sha}"},
                details={"steps": result.steps, "trained_tokens": result.trained_tokens,
@@ -366,7 +367,7 @@ class Worker:
 
         Runs after the job is marked succeeded (the model is usable at once), so a failure
         here is recorded on the evaluation, never on the job."""
-        if not self.settings.evaluate_after_training:
+        if not self.settings.evaluation.after_training:
             return
         from strop.evaluate.locate import evaluate_tuned_model
 
@@ -378,8 +379,8 @@ class Worker:
                                                    "base on held-out data")
         try:
             result, paths = evaluate_tuned_model(
-                str(job_dir), limit=self.settings.evaluation_limit,
-                max_new_tokens=self.settings.evaluation_max_new_tokens, name=model_name)
+                str(job_dir), limit=self.settings.evaluation.limit,
+                max_new_tokens=self.settings.evaluation.max_new_tokens, name=model_name)
         except Exception as exc:  # the job stands; the evaluation says why it is missing
             log.exception("evaluation of job %s failed", job_id)
             with self.store.session() as session:
@@ -398,11 +399,11 @@ class Worker:
                                   level="warn" if drops else "info",
                                   data={"significant_drops": [f"{c.group}/{c.metric}"
                                                               for c in drops]})
-            _audit("evaluation.completed", session, job,
+            _audit(self.audit_log, "evaluation.completed", session, job,
                    objects={"model": job.fine_tuned_model},
                    hashes={"evaluation": "sha256:" + _sha256_file(evaluation_path)},
                    details={"significant_drops": [f"{c.group}/{c.metric}" for c in drops],
-                            "limit": self.settings.evaluation_limit})
+                            "limit": self.settings.evaluation.limit})
 
     def _finish_failed(self, job_id: str, error: dict) -> None:
         with self.store.session() as session:
@@ -421,7 +422,7 @@ class Worker:
         job_queries.add_event(session, job.id, error["message"], level="error",
                               data={"code": error["code"], "param": error.get("param")})
         job_queries.add_event(session, job.id, "The job failed", level="error")
-        _audit("job.failed", session, job, details={"error": error})
+        _audit(self.audit_log, "job.failed", session, job, details={"error": error})
 
     def _release(self, session, job: Job | None) -> None:
         if job is not None and job.worker_id == self.worker_id:
@@ -434,18 +435,19 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _audit(action: str, session, job: Job, objects: dict | None = None,
+def _audit(log: AuditLog, action: str, session, job: Job, objects: dict | None = None,
            hashes: dict | None = None, details: dict | None = None) -> None:
     organization = session.get(Organization, job.organization_id)
-    audit.append(action, actor="worker", organization=organization.name if organization else None,
-                 objects={"job": job.id, "training_file": job.training_file, **(objects or {})},
-                 hashes=hashes, details=details)
+    log.append(action, actor="worker", organization=organization.name if organization else None,
+               objects={"job": job.id, "training_file": job.training_file, **(objects or {})},
+               hashes=hashes, details=details)
 
 
-def _audit_file_validation(session, job_id: str, row: StoredFile, report) -> None:
+def _audit_file_validation(log: AuditLog, session, job_id: str, row: StoredFile,
+                           report) -> None:
     organization = session.get(Organization, row.organization_id)
-    audit.append("file.validated", actor="worker",
-                 organization=organization.name if organization else None,
-                 objects={"job": job_id, "file": row.id}, hashes={"file": f"sha256:{row.sha256}"},
-                 details={"ok": report.ok, "format": report.format,
-                          "n_examples": report.n_examples, "errors": len(report.errors)})
+    log.append("file.validated", actor="worker",
+               organization=organization.name if organization else None,
+               objects={"job": job_id, "file": row.id}, hashes={"file": f"sha256:{row.sha256}"},
+               details={"ok": report.ok, "format": report.format,
+                        "n_examples": report.n_examples, "errors": len(report.errors)})
