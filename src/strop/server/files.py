@@ -63,9 +63,10 @@ async def upload(request: Request, background: BackgroundTasks, who: Caller = De
         row = add_file(session, organization_id=who.organization_id, filename=filename,
                        purpose=purpose, sha256=sha, size=size)
         body = file_object(row)
-    request.app.state.audit.append("file.uploaded", actor=who.actor, organization=who.organization_name,
-                 objects={"file": row.id}, hashes={"file": f"sha256:{sha}"},
-                 details={"filename": filename, "bytes": size, "purpose": purpose})
+    await request.app.state.audit.append_async(
+        "file.uploaded", actor=who.actor, organization=who.organization_name,
+        objects={"file": row.id}, hashes={"file": f"sha256:{sha}"},
+        details={"filename": filename, "bytes": size, "purpose": purpose})
     background.add_task(process_upload, request.app.state, row.id, who)
     return body
 
@@ -98,14 +99,14 @@ def process_upload(state, file_id: str, who: Caller) -> None:
         row.status = "error" if error else "processed"
         row.status_details = error["message"] if error else None
     state.audit.append("file.validated", actor=who.actor, organization=who.organization_name,
-                 objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"},
-                 details={"ok": error is None, "error": error,
-                          "format": (summary or {}).get("format"),
-                          "n_examples": (summary or {}).get("n_examples")})
+                       objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"},
+                       details={"ok": error is None, "error": error,
+                                "format": (summary or {}).get("format"),
+                                "n_examples": (summary or {}).get("n_examples")})
 
 
 @router.get("/files")
-def list_files(request: Request, who: Caller = Depends(caller), purpose: str | None = None,
+async def list_files(request: Request, who: Caller = Depends(caller), purpose: str | None = None,
                after: str | None = None, limit: int = Query(10_000, ge=1, le=10_000),
                order: Literal["asc", "desc"] = "desc"):
     statement = select(StoredFile).where(StoredFile.organization_id == who.organization_id)
@@ -130,24 +131,25 @@ def _owned(request: Request, who: Caller, file_id: str):
 
 
 @router.get("/files/{file_id}")
-def retrieve_file(file_id: str, request: Request, who: Caller = Depends(caller)):
+async def retrieve_file(file_id: str, request: Request, who: Caller = Depends(caller)):
     return file_object(_owned(request, who, file_id))
 
 
 @router.delete("/files/{file_id}")
-def remove_file(file_id: str, request: Request, who: Caller = Depends(caller)):
+async def remove_file(file_id: str, request: Request, who: Caller = Depends(caller)):
     with request.app.state.store.session() as session:
         row = get_file(session, file_id, who.organization_id)
         if row is None:
             raise not_found("File", file_id)
         delete_file(session, request.app.state.settings.files_dir, row)
-    request.app.state.audit.append("file.deleted", actor=who.actor, organization=who.organization_name,
-                 objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"})
+    await request.app.state.audit.append_async(
+        "file.deleted", actor=who.actor, organization=who.organization_name,
+        objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"})
     return {"id": file_id, "object": "file", "deleted": True}
 
 
 @router.get("/files/{file_id}/content")
-def file_content(file_id: str, request: Request, who: Caller = Depends(caller)):
+async def file_content(file_id: str, request: Request, who: Caller = Depends(caller)):
     row = _owned(request, who, file_id)
     path = blob_path(request.app.state.settings.files_dir, row.sha256)
     if not path.is_file():

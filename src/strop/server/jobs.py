@@ -16,6 +16,7 @@ from strop.server.objects import checkpoint_object, cursor_page, event_object, j
 from strop.server.schemas import JobCreate
 from strop.store import CursorNotFound
 from strop.store import jobs as job_queries
+from strop.store.job_states import JobStateError
 from strop.store.files import file_row
 
 # The job routes are async and do their database work on the event loop: each is a few short
@@ -120,7 +121,7 @@ async def _change(request: Request, who: Caller, job_id: str, change, action: st
         job = _job(session, who, job_id, job_queries.get_job)
         try:
             change(session, job)
-        except job_queries.JobStateError as exc:
+        except JobStateError as exc:
             raise APIError(400, str(exc), param="fine_tuning_job_id",
                            code="invalid_job_state") from None
         reply = job_object(job)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from strop import audit
 from strop.server.auth import Caller, caller
 from strop.server.routing import JSONRoute
 from strop.server.errors import APIError
@@ -35,7 +35,7 @@ def _base_models() -> list[dict]:
 
 
 @router.get("/models")
-def list_models(request: Request, who: Caller = Depends(caller)):
+async def list_models(request: Request, who: Caller = Depends(caller)):
     with request.app.state.store.read() as session:
         tuned = [tuned_model_object(row, who.organization_name)
                  for row in job_queries.tuned_models(session, who.organization_id)]
@@ -43,7 +43,7 @@ def list_models(request: Request, who: Caller = Depends(caller)):
 
 
 @router.get("/models/{model:path}")
-def retrieve_model(model: str, request: Request, who: Caller = Depends(caller)):
+async def retrieve_model(model: str, request: Request, who: Caller = Depends(caller)):
     if model.startswith("ft:"):
         with request.app.state.store.read() as session:
             row = job_queries.tuned_model(session, model, who.organization_id)
@@ -60,7 +60,7 @@ def retrieve_model(model: str, request: Request, who: Caller = Depends(caller)):
 
 
 @router.delete("/models/{model:path}")
-def delete_model(model: str, request: Request, who: Caller = Depends(caller)):
+async def delete_model(model: str, request: Request, who: Caller = Depends(caller)):
     if not model.startswith("ft:"):
         raise APIError(403, f"Base model '{model}' cannot be deleted; only fine-tuned (ft:) "
                             "models can.", param="model", code="model_not_deletable",
@@ -72,15 +72,16 @@ def delete_model(model: str, request: Request, who: Caller = Depends(caller)):
         row.deleted_at = ids.now()
         job_id, path = row.job_id, row.path
     engine = getattr(request.app.state, "engine", None)  # created on the first chat request
-    if engine is not None:
-        engine.unload(model)
-    request.app.state.audit.append("model.deleted", actor=who.actor, organization=who.organization_name,
-                 objects={"model": model, "job": job_id}, details={"path": path})
+    if engine is not None:  # in a thread: the engine's lock is held while it generates
+        await run_in_threadpool(engine.unload, model)
+    await request.app.state.audit.append_async(
+        "model.deleted", actor=who.actor, organization=who.organization_name,
+        objects={"model": model, "job": job_id}, details={"path": path})
     return {"id": model, "object": "model", "deleted": True}
 
 
 @router.get("/strop/archive/{model:path}")
-def model_archive(model: str, request: Request, merged: bool = False,
+async def model_archive(model: str, request: Request, merged: bool = False,
                   who: Caller = Depends(caller)):
     """A tuned model's adapter (or, with ?merged=true, merged weights) as a .tar.gz stream."""
     with request.app.state.store.read() as session:
@@ -95,10 +96,11 @@ def model_archive(model: str, request: Request, merged: bool = False,
     scratch = None
     if merged:
         scratch = Path(tempfile.mkdtemp(prefix="strop-merge-"))
-        folder = export_merged(base, folder, scratch / "model")
+        folder = await run_in_threadpool(export_merged, base, folder, scratch / "model")
         root += "-merged"
-    request.app.state.audit.append("model.exported", actor=who.actor, organization=who.organization_name,
-                 objects={"model": model}, details={"merged": merged, "via": "api"})
+    await request.app.state.audit.append_async(
+        "model.exported", actor=who.actor, organization=who.organization_name,
+        objects={"model": model}, details={"merged": merged, "via": "api"})
 
     def body():
         try:

@@ -11,15 +11,9 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from strop.store import ids
+from strop.store.job_states import move
 from strop.store.paging import Page, page
 from strop.store.tables import Checkpoint, Event, Job, TunedModel, row_columns
-
-ACTIVE = ("validating_files", "queued", "running")
-FINISHED = ("succeeded", "failed", "cancelled")
-
-
-class JobStateError(ValueError):
-    """A state change the job's current status does not allow (an HTTP 400, never a 409)."""
 
 
 def model_slug(base_model: str) -> str:
@@ -158,9 +152,7 @@ def latest_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
 
 
 def cancel(session: Session, job: Job) -> Job:
-    if job.status in FINISHED:
-        raise JobStateError(f"Job {job.id} has already {job.status} and cannot be cancelled.")
-    _stop(session, job, "cancel", "cancelled")
+    _stop(session, job, "cancel")
     job.finished_at = ids.now()
     job.estimated_finish = None
     add_event(session, job.id, "Fine-tuning job cancelled")
@@ -168,29 +160,23 @@ def cancel(session: Session, job: Job) -> Job:
 
 
 def pause(session: Session, job: Job) -> Job:
-    if job.status != "running":
-        raise JobStateError(f"Job {job.id} is {job.status}; only a running job can be paused.")
-    _stop(session, job, "pause", "paused")
+    _stop(session, job, "pause")
     job.estimated_finish = None
     add_event(session, job.id, "Fine-tuning job paused")
     return job
 
 
 def resume(session: Session, job: Job) -> Job:
-    if job.status != "paused":
-        raise JobStateError(f"Job {job.id} is {job.status}; only a paused job can be resumed.")
-    if job.worker_id is not None:
-        # The run has not stopped yet: withdrawing the request lets it simply carry on.
-        job.status, job.stop_request = "running", None
-    else:
-        job.status, job.stop_request = "queued", None
+    # A run that has not stopped yet simply carries on once the request is withdrawn.
+    move(job, "resume_running" if job.worker_id is not None else "resume")
+    job.stop_request = None
     add_event(session, job.id, "Fine-tuning job resumed")
     return job
 
 
-def _stop(session: Session, job: Job, request: str, status: str) -> None:
+def _stop(session: Session, job: Job, request: str) -> None:
     """Ask the worker holding the job to stop; a job no worker holds stops at once."""
-    job.status = status
+    move(job, request)
     job.stop_request = request if job.worker_id is not None else None
     session.flush()
 

@@ -23,6 +23,7 @@ from strop.settings import Settings
 from strop.store import Store, ids
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, blob_path, write_blob
+from strop.store.job_states import FINISHED, move
 from strop.store.tables import Job, Organization, StoredFile, TunedModel
 from strop.store.validation import check_training_file, file_error, report_summary
 from strop.worker.reporter import JobReporter
@@ -111,7 +112,7 @@ class Worker:
     def _recover(self, session, job: Job) -> None:
         lost = job.worker_id
         job.worker_id, job.heartbeat_at, job.stop_request = None, None, None
-        if job.status in job_queries.FINISHED:
+        if job.status in FINISHED:
             return
         checkpoint = job_queries.latest_checkpoint(session, job.id)
         job.attempts = (job.attempts or 0) + 1  # counts crashes, not pauses
@@ -122,8 +123,8 @@ class Worker:
                            "times; the job was failed rather than retried again.",
                 "param": None})
             return
-        if job.status == "running" or job.status == "queued":
-            job.status = "queued"
+        if job.status == "running":
+            move(job, "requeue")
         if checkpoint is not None:
             job.resume_from = checkpoint.path
             where = f"resuming from the checkpoint at step {checkpoint.step_number}"
@@ -198,7 +199,7 @@ class Worker:
             if job is None or job.status != "validating_files":
                 self._release(session, job)
                 return False
-            job.status = "queued"
+            move(job, "files_validated")
             job_queries.add_event(session, job.id, "Files validated, moving job to queued state")
         return True
 
@@ -237,7 +238,8 @@ class Worker:
                                  output_dir=output_dir, hyperparameters=hyperparameters,
                                  seed=job.seed, resume_from=resume_from)
             first_start = job.started_at is None
-            job.status, job.started_at = "running", job.started_at or ids.now()
+            move(job, "start")
+            job.started_at = job.started_at or ids.now()
             job.heartbeat_at = time.time()
             job_queries.add_event(
                 session, job.id, "Fine-tuning job started" if first_start and resume_from is None
@@ -303,7 +305,8 @@ class Worker:
                 self._finish_paused(session, job)
                 return
             if result.status == "cancelled" or job.status == "cancelled":
-                job.status = "cancelled"
+                if job.status != "cancelled":
+                    move(job, "cancel")
                 job.finished_at = job.finished_at or ids.now()
                 # The API recorded the cancellation when it was asked for; nothing new here.
                 self._release(session, job)
@@ -319,7 +322,7 @@ class Worker:
         if job.status == "paused":
             job_queries.add_event(session, job.id, f"Fine-tuning job paused at {where}")
         else:
-            job.status = "queued"
+            move(job, "requeue")
             job_queries.add_event(session, job.id, f"Fine-tuning job re-queued to continue from "
                                                    f"{where}")
             _audit(self.audit_log, "job.requeued", session, job, details={"resume_from": job.resume_from})
@@ -348,7 +351,8 @@ class Worker:
                                    base_model=root_base, kind="checkpoint",
                                    step=checkpoint.step_number, path=checkpoint.path,
                                    created_at=checkpoint.created_at))
-        job.status, job.fine_tuned_model = "succeeded", name
+        move(job, "succeed")
+        job.fine_tuned_model = name
         job.result_files = [results.id]
         job.trained_tokens = result.trained_tokens
         job.finished_at, job.estimated_finish = now, None
@@ -417,7 +421,8 @@ class Worker:
             self._release(session, job)
 
     def _fail(self, session, job: Job, error: dict) -> None:
-        job.status, job.error = "failed", error
+        move(job, "fail")
+        job.error = error
         job.finished_at, job.estimated_finish = ids.now(), None
         job_queries.add_event(session, job.id, error["message"], level="error",
                               data={"code": error["code"], "param": error.get("param")})
