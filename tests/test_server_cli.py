@@ -57,6 +57,16 @@ def test_serve_with_keys_binds_where_asked(strop_home, captured_bind):
     assert captured_bind == {"host": "0.0.0.0", "port": 8124}
 
 
+def test_serve_with_every_key_revoked_binds_where_asked_and_warns(strop_home, captured_bind):
+    runner.invoke(app, ["keys", "create", "--org", "acme"])
+    key_id = runner.invoke(app, ["keys", "list"]).output.split("key-", 1)[1].split()[0]
+    assert runner.invoke(app, ["keys", "revoke", f"key-{key_id}"]).exit_code == 0
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", "8125"])
+    assert result.exit_code == 0, result.output
+    assert captured_bind == {"host": "0.0.0.0", "port": 8125}
+    assert "Every API key is revoked" in result.output
+
+
 def _tuned_model(tmp_path, tiny_model_dir) -> str:
     """A real LoRA adapter on the tiny model, registered as a succeeded job's ft: model."""
     from peft import LoraConfig, get_peft_model

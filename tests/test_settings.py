@@ -15,7 +15,7 @@ from strop.settings import SECTIONS, Settings, SettingsError, reference, variabl
 # A valid value that differs from the default, per field, as the environment would spell it.
 NON_DEFAULTS = {
     "database.url": "sqlite:////tmp/elsewhere.db", "server.host": "0.0.0.0",
-    "server.port": "9123", "server.max_upload_bytes": "1234",
+    "server.port": "9123", "server.max_upload_bytes": "1234", "server.max_request_bytes": "4321",
     "worker.poll_seconds": "0.25", "worker.heartbeat_seconds": "2.5",
     "worker.stale_after_seconds": "30", "worker.max_attempts": "7",
     "serving.dtype": "float16", "serving.adapter_memory_bytes": "4096",

@@ -55,6 +55,9 @@ class ServerSettings(_Section):
     port: int = Field(8000, ge=1, le=65535, description="port `strop serve` binds")
     max_upload_bytes: int = Field(512 * 1024 ** 2, gt=0,
                                   description="largest accepted file upload (413 beyond it)")
+    max_request_bytes: int = Field(
+        16 * 1024 ** 2, gt=0, description="largest accepted body of any other request (413 "
+                                          "beyond it, refused before it is parsed)")
 
 
 class WorkerSettings(_Section):
@@ -97,6 +100,12 @@ SECTIONS: dict[str, type[_Section]] = {
     "database": DatabaseSettings, "server": ServerSettings, "worker": WorkerSettings,
     "serving": ServingSettings, "evaluation": EvaluationSettings, "audit": AuditSettings,
 }
+
+
+def keep_files_private() -> None:
+    """From here on this process creates files 600 and folders 700: training data, the
+    database and the audit log are readable by strop's user alone."""
+    os.umask(0o077)
 
 
 def variable_name(section: str, name: str) -> str:
@@ -186,7 +195,9 @@ class Settings:
         if sections:
             raise SettingsError(f"unknown settings section(s): {', '.join(sorted(sections))}; "
                                 f"sections are {', '.join(SECTIONS)}")
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if home.stat().st_uid == os.getuid():
+            home.chmod(0o700)  # a home made by an earlier release may be 755
         return cls(home=home, sources=sources, **values)
 
     def effective(self) -> list[tuple[str, str, str]]:

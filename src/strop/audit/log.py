@@ -113,7 +113,7 @@ def _write_head(log: Path, seq: int, digest: str) -> None:
     crash before it lands leaves the previous head, which the next append reports as
     `audit.head_mismatch`, the same as a crash between the log write and a rename would."""
     line = json.dumps({"seq": seq, "hash": digest}).ljust(HEAD_WIDTH - 1).encode() + b"\n"
-    descriptor = os.open(head_path(log), os.O_WRONLY | os.O_CREAT, 0o644)
+    descriptor = os.open(head_path(log), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         os.pwrite(descriptor, line, 0)
         if os.fstat(descriptor).st_size != len(line):
@@ -338,7 +338,7 @@ def _write(log: Path, records: list[dict]) -> float:
     """Write and fsync the records; returns how long the fsync took."""
     # One write on an O_APPEND descriptor: readers never see half a record from a live
     # writer, and the lock keeps writers from interleaving.
-    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(descriptor, b"".join(_canonical(record) + b"\n" for record in records))
         started = time.perf_counter()

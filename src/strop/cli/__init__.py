@@ -11,4 +11,7 @@ from strop.cli import (chat, config, data, evaluate, keys, models, quickstart, s
 
 
 def main() -> None:
+    from strop.settings import keep_files_private
+
+    keep_files_private()
     app()

@@ -9,9 +9,6 @@ import typer
 from strop.cli.app import app, console, errors, load_settings
 from strop.settings import redacted_url
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
 @app.command("serve")
 def serve(
     host: str = typer.Option(None, help="address to bind (default: setting host, 127.0.0.1)"),
@@ -23,21 +20,25 @@ def serve(
     import uvicorn
 
     from strop.server import create_app
+    from strop.server.auth import is_loopback
     from strop.store import Store, access
 
     settings = load_settings(server={"host": host, "port": port})
     store = Store(settings.database_url)
-    with store.session() as session:
-        keys_configured = access.keys_configured(session)
-    bind = settings.server.host
-    if not keys_configured and bind not in LOCAL_HOSTS:
-        errors.print(f"[yellow]No API keys are configured, so strop binds to 127.0.0.1 only "
-                     f"(not {bind}). Create one with `strop keys create --org NAME` to serve "
-                     "other machines.[/]", highlight=False)
-        bind = "127.0.0.1"
-    elif not keys_configured:
-        errors.print("[yellow]No API keys are configured: localhost only, no authentication. "
+    with store.read() as session:
+        ever_created, live = access.keys_ever_created(session), access.keys_configured(session)
+    if not ever_created and not is_loopback(settings.server.host):
+        errors.print(f"[yellow]No API key was ever created, so strop binds to 127.0.0.1 only "
+                     f"(not {settings.server.host}). Create one with `strop keys create --org "
+                     "NAME` to serve other machines.[/]", highlight=False)
+        settings = load_settings(server={"host": "127.0.0.1", "port": port})
+    elif not ever_created:
+        errors.print("[yellow]No API key was ever created: localhost only, no authentication. "
                      "Create one with `strop keys create --org NAME`.[/]", highlight=False)
+    elif not live:
+        errors.print("[yellow]Every API key is revoked: every request is refused (401) until "
+                     "`strop keys create --org NAME` makes a new one.[/]", highlight=False)
+    bind = settings.server.host
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     console.print(f"strop API on http://{bind}:{settings.server.port}/v1 "
                   f"(database {redacted_url(settings.database_url)}, home {settings.home})")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from strop.server import errors, files, jobs, models
-from strop.settings import Settings
+from strop.server import api_docs, chat, errors, files, jobs, models
+from strop.server.auth import open_mode
+from strop.server.limits import BodyLimit
+from strop.settings import Settings, keep_files_private
 from strop.store import Store, store_resolver
 
 log = logging.getLogger("strop.server")
@@ -20,6 +21,7 @@ SHUTDOWN_GRACE_SECONDS = 60
 def create_app(settings: Settings | None = None, *, run_worker: bool = False,
                store: Store | None = None) -> FastAPI:
     """The service. With `run_worker`, one worker thread runs jobs inside the same process."""
+    keep_files_private()
     settings = settings or Settings.load()
     store = store or Store(settings.database_url)
 
@@ -41,25 +43,20 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False,
                 worker.stop()
                 thread.join(timeout=SHUTDOWN_GRACE_SECONDS)
 
+    # The API description is served by api_docs, behind the same authentication as the API.
     app = FastAPI(title="strop", version="0.1.0", lifespan=lifespan,
-                  description="OpenAI-compatible fine-tuning service")
+                  description="OpenAI-compatible fine-tuning service",
+                  openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = store
     app.state.audit = settings.audit_log
     app.state.auth_cache = {}  # see strop.server.auth.caller
+    app.state.open_mode = open_mode(store, settings.server.host)
     app.state.resolve_model = store_resolver(store)
     errors.install(app)
-    for router in (jobs.router, files.router, models.router):
+    for router in (jobs.router, files.router, models.router, chat.router):
         app.include_router(router, prefix="/v1")
-    _mount_inference(app)
+    api_docs.install(app)
+    app.add_middleware(BodyLimit, max_request_bytes=settings.server.max_request_bytes,
+                       max_upload_bytes=settings.server.max_upload_bytes)
     return app
-
-
-def _mount_inference(app: FastAPI) -> None:
-    """Chat completions live in strop.server.chat (the inference engine's half)."""
-    if importlib.util.find_spec("strop.server.chat") is None:
-        log.warning("strop.server.chat is not installed; /v1/chat/completions is unavailable")
-        return
-    from strop.server import chat
-
-    app.include_router(chat.router, prefix="/v1")

@@ -1,8 +1,14 @@
-"""Who is calling: an organisation from a bearer key, or the local organisation when the
-server has no keys at all (then it only listens on localhost)."""
+"""Who is calling: an organisation from a bearer key, or the local organisation in open mode.
+
+Open mode (no key, every request acts for `local`) is decided once, when the app is built: only
+for a server bound to a loopback address in a database where no API key was ever created. The
+first key created ends it for good; revoking keys never brings it back (with every key revoked
+the server answers 401 until a new key exists).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -29,34 +35,55 @@ class Caller:
 AUTH_CACHE_SECONDS = 1.0
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond this machine
+
+
+def open_mode(store, host: str) -> bool:
+    """Whether a server bound to `host` may serve requests without a key."""
+    if not is_loopback(host):
+        return False
+    with store.read() as session:
+        return not access.keys_ever_created(session)
+
+
 async def caller(request: Request) -> Caller:
     """The organisation a request acts for (async: with the cache warm it never waits, and a
     sync dependency would cost a hop through the thread pool on every request)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip() if scheme.lower() == "bearer" else ""
-    cache = request.app.state.auth_cache  # secret -> (Caller or APIError, expiry)
+    state = request.app.state
+    cache = state.auth_cache  # secret -> (Caller or APIError, expiry)
     now = time.monotonic()
     cached = cache.get(secret)
     if cached is None or cached[1] < now:
         if len(cache) > 10_000:  # unknown keys must not grow it without bound
             cache.clear()
-        cached = cache[secret] = (_identify(request.app.state.store, secret),
-                                  now + AUTH_CACHE_SECONDS)
+        cached = cache[secret] = (_identify(state, secret), now + AUTH_CACHE_SECONDS)
     if isinstance(cached[0], APIError):
         raise cached[0]
     return cached[0]
 
 
-def _identify(store, secret: str) -> Caller | APIError:
+def _identify(state, secret: str) -> Caller | APIError:
+    store = state.store
     with store.read() as session:
         found = access.authenticate_key(session, secret) if secret else None
         if found is not None:
             key, organization = found
+            state.open_mode = False
             return Caller(organization.id, organization.name, key.id)
-        configured = access.keys_configured(session)
-        local = None if configured else access.organization(session, access.LOCAL_ORGANIZATION)
-    if not configured:
+        if state.open_mode and access.keys_ever_created(session):
+            state.open_mode = False  # a key was created while serving: open mode ends here
+        local = (access.organization(session, access.LOCAL_ORGANIZATION)
+                 if state.open_mode else None)
+    if state.open_mode:
         if local is None:  # first request ever: create the local organisation
             with store.session() as session:
                 local = access.local_organization(session)

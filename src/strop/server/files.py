@@ -24,16 +24,11 @@ from strop.store.validation import check_training_file, file_error, report_summa
 
 router = APIRouter(route_class=JSONRoute)
 UPLOAD_PURPOSES = ("fine-tune",)
-MULTIPART_OVERHEAD = 64 * 1024  # boundaries and form fields around the file itself
 
 
 @router.post("/files")
 async def upload(request: Request, background: BackgroundTasks, who: Caller = Depends(caller)):
-    settings = request.app.state.settings
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.server.max_upload_bytes + MULTIPART_OVERHEAD:
-        raise APIError(413, UploadTooLarge(settings.server.max_upload_bytes).args[0], param="file",
-                       code="file_too_large")
+    settings = request.app.state.settings  # the body's size is bounded by server.limits
     try:
         form = await request.form(max_files=1, max_fields=8)
     except Exception as exc:  # malformed multipart: starlette raises several kinds

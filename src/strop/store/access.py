@@ -71,7 +71,14 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
 
 
 def keys_configured(session: Session) -> bool:
+    """Whether a live (unrevoked) key exists."""
     return session.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None
+
+
+def keys_ever_created(session: Session) -> bool:
+    """Whether any key, revoked or not, was ever created: from then on every request needs a
+    live key, so that revoking keys can never turn authentication off."""
+    return session.scalar(select(ApiKey.id).limit(1)) is not None
 
 
 def authenticate_key(session: Session, secret: str) -> tuple[ApiKey, Organization] | None:

@@ -20,7 +20,7 @@ CHUNK = 1024 * 1024
 class UploadTooLarge(ValueError):
     def __init__(self, limit: int):
         super().__init__(f"file is larger than the {limit:,}-byte upload limit "
-                         "(setting max_upload_bytes, env STROP_MAX_UPLOAD_BYTES)")
+                         "(setting server.max_upload_bytes, env STROP_SERVER_MAX_UPLOAD_BYTES)")
         self.limit = limit
 
 
