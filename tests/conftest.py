@@ -88,3 +88,35 @@ def audit_log(strop_home):
     from strop.settings import Settings
 
     return Settings.load(home=strop_home).audit_log
+
+
+POSTGRES_ADMIN_URL = os.environ.get("STROP_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, strop_home):
+    """Each test that takes this runs on SQLite in its STROP_HOME and on a database of its own
+    in the PostgreSQL that `bash .ci/run` starts (skipped, saying so, where there is none)."""
+    if request.param == "sqlite":
+        strop_home.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{strop_home / 'strop.db'}"
+        return
+    if not POSTGRES_ADMIN_URL:
+        pytest.skip("no PostgreSQL: set STROP_TEST_POSTGRES_URL to a role that may create "
+                    "databases (bash .ci/run starts one)")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"strop_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -15,8 +15,8 @@ from strop.store import Store, access
 
 
 @pytest.fixture
-def settings(strop_home):
-    return Settings.load(home=strop_home)
+def settings(strop_home, database_url):
+    return Settings.load(home=strop_home, database={"url": database_url})
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from strop.settings import Settings
 
 
 @pytest.fixture
-def settings(strop_home, request):
+def settings(strop_home, database_url, request):
     # Evaluation after training costs decoding time; only tests marked `evaluate` pay for it.
     evaluate = request.node.get_closest_marker("evaluate") is not None
-    return Settings.load(home=strop_home,
+    return Settings.load(home=strop_home, database={"url": database_url},
                          worker={"poll_seconds": 0.05, "heartbeat_seconds": 0.5},
                          evaluation={"after_training": evaluate, "limit": 4,
                                      "max_new_tokens": 6})

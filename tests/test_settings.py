@@ -106,6 +106,13 @@ def test_bad_config_files_are_named(config, complaint, strop_home):
     assert complaint in str(caught.value)
 
 
+def test_the_cli_names_a_bad_setting_with_its_section(monkeypatch):
+    monkeypatch.setenv("STROP_SERVER_PORT", "0")
+    result = CliRunner().invoke(app, ["config", "show"])
+    assert result.exit_code == 2
+    assert "env STROP_SERVER_PORT or [server] port in the config file" in result.output
+
+
 def test_a_renamed_variable_is_refused_with_its_new_name(monkeypatch):
     monkeypatch.setenv("STROP_SERVE_DTYPE", "float16")
     with pytest.raises(SettingsError, match="STROP_SERVE_DTYPE is now STROP_SERVING_DTYPE"):

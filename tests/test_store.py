@@ -17,8 +17,8 @@ from strop.store.tables import ApiKey, Job, TunedModel
 
 
 @pytest.fixture
-def store(strop_home):
-    return Store(Settings.load(home=strop_home).database_url)
+def store(strop_home, database_url):
+    return Store(Settings.load(home=strop_home, database={"url": database_url}).database_url)
 
 
 def _job(session, organization_id: str, **overrides) -> job_queries.JobRow:
@@ -30,7 +30,8 @@ def _job(session, organization_id: str, **overrides) -> job_queries.JobRow:
     return job_queries.create_job(session, **values)
 
 
-def test_sqlite_database_is_in_wal_mode(store, strop_home):
+def test_sqlite_database_is_in_wal_mode(strop_home):
+    store = Store(Settings.load(home=strop_home).database_url)
     assert store.url == f"sqlite:///{strop_home / 'strop.db'}"
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"

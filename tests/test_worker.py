@@ -17,7 +17,7 @@ from strop.settings import Settings
 from strop.store import Store, access
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, write_blob
-from strop.store.tables import Checkpoint, Event, Job
+from strop.store.tables import Checkpoint, Event, Job, JobAttempt
 from strop.worker import Worker
 
 
@@ -26,8 +26,9 @@ TOTAL_STEPS = 6 * 3
 
 
 @pytest.fixture
-def settings(strop_home):
-    return Settings.load(home=strop_home, worker={"poll_seconds": 0.05, "heartbeat_seconds": 0.2})
+def settings(strop_home, database_url):
+    return Settings.load(home=strop_home, database={"url": database_url},
+                         worker={"poll_seconds": 0.05, "heartbeat_seconds": 0.2})
 
 
 @pytest.fixture
@@ -74,6 +75,7 @@ def test_killed_worker_process_is_recovered_from_its_last_checkpoint(settings, s
                                                                       tiny_model_dir):
     job_id = _queue_job(settings, store, tmp_path, tiny_model_dir, epochs=6, batch_size=4)
     environment = dict(os.environ, STROP_HOME=str(settings.home),
+                       STROP_DATABASE_URL=settings.database_url,
                        STROP_WORKER_POLL_SECONDS="0.05", STROP_WORKER_HEARTBEAT_SECONDS="0.2")
     process = subprocess.Popen([sys.executable, "-c", "from strop.cli import main; main()", "worker"],
                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -109,6 +111,18 @@ def test_killed_worker_process_is_recovered_from_its_last_checkpoint(settings, s
     steps = _metric_steps(store, job_id)
     assert steps[:len(recorded_before)] == recorded_before
     assert steps[len(recorded_before):] == list(range(checkpoint_step + 1, TOTAL_STEPS + 1))
+    # Each attempt names the worker (host, process) that ran it and how it ended.
+    with store.session() as session:
+        attempts = session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)
+                                   .order_by(JobAttempt.number)).all()
+        started = [row.data["worker"] for row in session.scalars(
+            select(Event).where(Event.job_id == job_id, Event.message.like("Fine-tuning job %"),
+                                Event.data.is_not(None)).order_by(Event.seq))
+            if row.data and "worker" in row.data]
+    assert [(row.number, row.pid, row.outcome) for row in attempts] == [
+        (1, process.pid, "lost"), (2, os.getpid(), "succeeded")]
+    assert attempts[1].worker_id == worker.worker_id and attempts[0].ended_at is not None
+    assert [entry["pid"] for entry in started] == [process.pid, os.getpid()]
 
 
 def test_job_of_a_dead_worker_without_checkpoint_restarts_and_crash_loops_fail(settings, store,

@@ -8,6 +8,7 @@ import warnings
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # strop draws its own progress; the libraries' per-load bars and deprecation notices about their
 # own internals are noise to a user (the environment variable reaches child processes too).
@@ -32,7 +33,7 @@ EXIT_USAGE = 2
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print `message` as an error and return the Exit to raise."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, emoji=False)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, emoji=False)
     return typer.Exit(code)
 
 
@@ -48,3 +49,16 @@ def load_settings(**sections):
         return Settings.load(**sections)
     except SettingsError as exc:
         raise fail(str(exc))
+
+
+def open_store(settings=None):
+    """The settings' database, or a readable error (unreachable, or an old schema) and exit 1."""
+    from strop.store import Store
+    from strop.store.db import StoreUnavailable
+    from strop.store.schema import SchemaOutdated
+
+    settings = settings or load_settings()
+    try:
+        return Store(settings.database_url)
+    except (StoreUnavailable, SchemaOutdated) as exc:
+        raise fail(str(exc), code=1)

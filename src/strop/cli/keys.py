@@ -6,16 +6,14 @@ from datetime import datetime, timezone
 
 import typer
 
-from strop.cli.app import app, console, fail, load_settings
+from strop.cli.app import app, console, fail, load_settings, open_store
 
 keys_app = typer.Typer(help="API keys for the server (stored hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 def _store():
-    from strop.store import Store
-
-    return Store(load_settings().database_url)
+    return open_store()
 
 
 def _when(timestamp: int | None) -> str:

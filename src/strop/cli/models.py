@@ -43,10 +43,9 @@ def export(
 ) -> None:
     """Write a tuned model's weights: its adapter, or with --merged a plain model folder."""
     from strop.serving.resolver import ModelNotFoundError
-    from strop.store import Store
     from strop.store.export import export_tuned_model
 
-    from strop.cli.app import EXIT_USAGE, errors, load_settings
+    from strop.cli.app import EXIT_USAGE, errors, load_settings, open_store
 
     def fail(message: str) -> typer.Exit:
         # emoji=False: rich would turn the ":x:" inside an ft: name into an emoji.
@@ -55,7 +54,7 @@ def export(
 
     try:
         settings = load_settings()
-        written = export_tuned_model(Store(settings.database_url), model, output, merged=merged)
+        written = export_tuned_model(open_store(settings), model, output, merged=merged)
     except ModelNotFoundError:
         raise fail(f"no fine-tuned model named '{model}' (see `strop models list` or the "
                    "server's /v1/models)")

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from strop.cli.app import app, console, errors, load_settings
+from strop.cli.app import app, console, errors, load_settings, open_store
 from strop.settings import redacted_url
 
 @app.command("serve")
@@ -21,10 +21,10 @@ def serve(
 
     from strop.server import create_app
     from strop.server.auth import is_loopback
-    from strop.store import Store, access
+    from strop.store import access
 
     settings = load_settings(server={"host": host, "port": port})
-    store = Store(settings.database_url)
+    store = open_store(settings)
     with store.read() as session:
         ever_created, live = access.keys_ever_created(session), access.keys_configured(session)
     if not ever_created and not is_loopback(settings.server.host):
@@ -49,12 +49,11 @@ def serve(
 @app.command("worker")
 def worker() -> None:
     """Run a worker alone: claim queued jobs from the database and train them."""
-    from strop.store import Store
     from strop.worker import Worker
 
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runner = Worker(settings, Store(settings.database_url))
+    runner = Worker(settings, open_store(settings))
     console.print(f"strop worker {runner.worker_id} on {redacted_url(settings.database_url)}")
     try:
         runner.run_forever()

@@ -8,15 +8,21 @@ from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from strop.store.tables import Base
+from strop.store.schema import ensure_current
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached; the message names it (password hidden) and why."""
 
 
 class Store:
     """SQLite (WAL) by default; any SQLAlchemy URL, PostgreSQL included, by `url`."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, check_schema: bool = True):
+        """`check_schema=False` only for `strop db upgrade`, which brings the schema forward."""
         self.url = url
         is_sqlite = url.startswith("sqlite")
         options: dict = {}
@@ -29,7 +35,15 @@ class Store:
                                     json_deserializer=_json_loads, **options)
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        shown = self.engine.url.render_as_string(hide_password=True)
+        try:
+            with self.engine.connect():
+                pass
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreUnavailable(f"cannot reach the database {shown}: {reason}") from None
+        if check_schema:
+            ensure_current(self.engine, shown)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite admits one writer; threads that collide wait in sqlite's busy handler, which
         # sleeps in steps of up to 100 ms. Queuing them on a lock instead keeps latency low.

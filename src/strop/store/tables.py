@@ -84,6 +84,23 @@ class Job(Base):
     evaluation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
+class JobAttempt(Base):
+    """One run of a job by one worker: who ran it (worker id, host, process) and how it ended
+    (succeeded, failed, cancelled, paused, requeued, or lost when its worker died)."""
+
+    __tablename__ = "job_attempts"
+
+    seq: Mapped[int] = mapped_column(SeqKey, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[int] = mapped_column(Integer)
+    ended_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
 class Event(Base):
     __tablename__ = "events"
 

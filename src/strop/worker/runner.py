@@ -24,7 +24,7 @@ from strop.store import Store, ids
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, blob_path, write_blob
 from strop.store.job_states import FINISHED, move
-from strop.store.tables import Job, Organization, StoredFile, TunedModel
+from strop.store.tables import Job, JobAttempt, Organization, StoredFile, TunedModel
 from strop.store.validation import check_training_file, file_error, report_summary
 from strop.worker.reporter import JobReporter
 
@@ -111,6 +111,7 @@ class Worker:
 
     def _recover(self, session, job: Job) -> None:
         lost = job.worker_id
+        _end_attempt(session, job.id, lost, "lost")
         job.worker_id, job.heartbeat_at, job.stop_request = None, None, None
         if job.status in FINISHED:
             return
@@ -241,9 +242,11 @@ class Worker:
             move(job, "start")
             job.started_at = job.started_at or ids.now()
             job.heartbeat_at = time.time()
+            worker = self._begin_attempt(session, job)
             job_queries.add_event(
                 session, job.id, "Fine-tuning job started" if first_start and resume_from is None
-                else f"Fine-tuning job resumed from {resume_from.name if resume_from else 'the start'}")
+                else f"Fine-tuning job resumed from {resume_from.name if resume_from else 'the start'}",
+                data={"worker": worker})
             _audit(self.audit_log, "job.started", session, job, details={"resume_from": job.resume_from,
                                                          "attempt": job.attempts})
             reporter = JobReporter(self.store, job.id, self.worker_id, organization.name,
@@ -429,9 +432,26 @@ class Worker:
         job_queries.add_event(session, job.id, "The job failed", level="error")
         _audit(self.audit_log, "job.failed", session, job, details={"error": error})
 
+    def _begin_attempt(self, session, job: Job) -> dict:
+        """Record that this worker runs the job now; returns who that is, for the event."""
+        host, pid = socket.gethostname(), os.getpid()
+        number = 1 + len(session.scalars(select(JobAttempt.seq)
+                                         .where(JobAttempt.job_id == job.id)).all())
+        session.add(JobAttempt(job_id=job.id, number=number, worker_id=self.worker_id,
+                               host=host, pid=pid, started_at=ids.now()))
+        return {"id": self.worker_id, "host": host, "pid": pid, "attempt": number}
+
     def _release(self, session, job: Job | None) -> None:
         if job is not None and job.worker_id == self.worker_id:
+            _end_attempt(session, job.id, self.worker_id,
+                         "requeued" if job.status == "queued" else job.status)
             job.worker_id, job.heartbeat_at, job.stop_request = None, None, None
+
+
+def _end_attempt(session, job_id: str, worker_id: str, outcome: str) -> None:
+    session.execute(update(JobAttempt).where(
+        JobAttempt.job_id == job_id, JobAttempt.worker_id == worker_id,
+        JobAttempt.ended_at.is_(None)).values(ended_at=ids.now(), outcome=outcome))
 
 
 def _sha256_file(path: Path) -> str:

@@ -1,0 +1,1 @@
+"""Alembic migrations: they own the schema (`strop db upgrade`; see strop.store.schema)."""
