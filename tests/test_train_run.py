@@ -129,7 +129,7 @@ def test_full_fine_tuning_lowers_loss(tmp_path, tiny_model_dir):
 
 def test_packed_sequences_do_not_attend_to_each_other(tiny):
     from strop.train.engine import TargetLogProbs
-    from strop.train.masking import tokenize_chat
+    from strop.data.masking import tokenize_chat
     from strop.train.packing import pack
 
     module = TargetLogProbs(tiny.model)

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from strop.models.tiny import CHATML_TEMPLATE, build_tokenizer
-from strop.train.masking import tokenize_chat, tokenize_prompt_completion, tokenize_text
+from strop.data.masking import tokenize_chat, tokenize_prompt_completion, tokenize_text
 from strop.train.packing import IGNORE, pack, shifted_targets
 
 LLAMA3 = (
@@ -142,7 +142,7 @@ def test_text_trains_every_token(base_tokenizer):
 
 
 def test_shifted_targets_predict_the_next_trained_token():
-    from strop.train.masking import Tokenized
+    from strop.data.masking import Tokenized
 
     targets = shifted_targets(Tokenized([10, 11, 12, 13], [False, False, True, True]))
     assert targets == [IGNORE, 12, 13, IGNORE]
@@ -178,7 +178,7 @@ def test_a_record_of_the_wrong_kind_is_named(base_tokenizer):
     from strop.train.config import TrainingError
     from strop.train.records import tokenize_records
 
-    with pytest.raises(TrainingError, match="prefs.jsonl example 2: a chat record cannot be "
+    with pytest.raises(TrainingError, match="prefs.jsonl: Line 2: a chat example cannot be "
                                             "used for method 'dpo'"):
         tokenize_records([{"input": {"messages": [{"role": "user", "content": "a"}]},
                            "preferred_completion": "b", "non_preferred_completion": "c"},
