@@ -69,6 +69,15 @@ def _record_format(record: dict) -> str | None:
     return found
 
 
+# Where a preference example keeps what a chat or prompt/completion example has at the top level.
+_DPO_PROMPT_FIX = {
+    "chat": 'the prompt conversation in "input": {"messages": [...]} instead of a top-level '
+            '"messages"',
+    "prompt_completion": 'the prompt in "input": {"messages": [{"role": "user", "content": '
+                         '...}]} instead of "prompt"',
+}
+
+
 def unrecognised(record: dict) -> Finding:
     """Why `record` has no format: none of the formats' keys, or the keys of two."""
     present = {kind: sorted(keys.intersection(record)) for kind, keys in FORMAT_KEYS.items()
@@ -81,14 +90,14 @@ def unrecognised(record: dict) -> Finding:
                        'or {"text"} (plain text).')
     keys = " and ".join(f"{', '.join(repr(k) for k in names)} ({kind})"
                         for kind, names in present.items())
-    if set(present) == {"chat", "preference"}:
-        hint = ('For DPO, put the prompt conversation in "input": {"messages": [...]} instead of '
-                'a top-level "messages"; for supervised fine-tuning, remove '
+    other = next(iter(set(present) - {"preference"})) if len(present) == 2 else None
+    if "preference" in present and other in _DPO_PROMPT_FIX:
+        hint = (f"For DPO, put {_DPO_PROMPT_FIX[other]}; for supervised fine-tuning, remove "
                 f"{', '.join(repr(k) for k in present['preference'])}.")
     else:
         hint = "Keep the keys of the one format this example is meant to be; remove the others."
     return Finding("ambiguous_format", None,
-                   f"has keys of {len(present)} formats, {keys}; an example is of one format",
+                   f"mixes keys of different formats: {keys}; an example has one format",
                    hint)
 
 

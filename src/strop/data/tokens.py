@@ -7,13 +7,15 @@ preference pair), and `prompt` = total - trained. A preference pair is seen twic
 with each response), so its total counts the prompt twice.
 
 The counts are the training mask's (masking.py), computed faster: conversations are rendered by
-the same `template_messages` and `render`, encoded in batches, and a reply's trained tokens are
-its content plus the template's end-of-turn marker. Where a template writes tool calls in its
-own markup, which no content string shows, the example is tokenized exactly as training does.
+the same `template_messages` and `render` and encoded in batches, and a reply's trained tokens
+are its content plus what the template writes around it that the mask trains (the end-of-turn
+marker, Mistral's leading space). Where a template writes tool calls in its own markup, which
+no content string shows, the example is tokenized exactly as training does.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from strop.data.formats import preference_conversations, role_texts
@@ -38,7 +40,8 @@ class TokenCounter:
         self._backend = getattr(tokenizer, "_tokenizer", None)  # tokenizers.Tokenizer when fast
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self.template_renders_calls = renders_tool_calls(tokenizer)
-        self.turn_suffix = self._assistant_turn_suffix() if self.has_template else 0
+        self.turn_lead, self.turn_suffix = (self._assistant_turn_edges() if self.has_template
+                                            else ("", 0))
         self.eos = 1 if getattr(tokenizer, "eos_token_id", None) is not None else 0
         self.template_failures = 0  # examples the chat template refused (counted as plain text)
 
@@ -55,17 +58,22 @@ class TokenCounter:
             return _plain_text(messages) + ("assistant: " if generation_prompt else "")
         return render(self.tokenizer, messages, tools, add_generation_prompt=generation_prompt)
 
-    def _assistant_turn_suffix(self) -> int:
-        """Tokens the template puts after an assistant reply's content (e.g. `<|im_end|>`)."""
+    def _assistant_turn_edges(self) -> tuple[str, int]:
+        """What the template writes around an assistant reply's content that the mask trains:
+        text after the generation prompt and before the content (Mistral's space), and the
+        tokens of the end-of-turn marker after it (e.g. `<|im_end|>`)."""
+        user = [{"role": "user", "content": "hi"}]
         try:
-            text = self.render([{"role": "user", "content": "hi"},
-                                {"role": "assistant", "content": _PROBE}])
+            prompt = self.render(user, generation_prompt=True)
+            text = self.render(user + [{"role": "assistant", "content": _PROBE}])
         except Exception:  # templates that refuse the probe: count the content alone
-            return 0
-        # Whitespace after the end-of-turn marker is never predicted (the training engine's
-        # masking drops it too), so only the marker itself counts.
-        tail = text[text.rfind(_PROBE) + len(_PROBE):].rstrip()
-        return self.encode_lengths([tail])[0] if tail else 0
+            return "", 0
+        at = text.rfind(_PROBE)
+        lead = text[len(os.path.commonprefix([prompt, text[:at]])):at]
+        # Whitespace after the end-of-turn marker is never predicted (the mask drops it too),
+        # so only the marker itself counts.
+        tail = text[at + len(_PROBE):].rstrip()
+        return lead, self.encode_lengths([tail])[0] if tail else 0
 
     def count(self, records: list[dict], kind: str) -> list[TokenCount]:
         """Token counts for valid records of one format, in order."""
@@ -123,7 +131,7 @@ class TokenCounter:
                 continue
             for message in messages:
                 if message["role"] == "assistant" and message.get("weight", 1) == 1:
-                    trained_texts.append(message["content"])
+                    trained_texts.append(self.turn_lead + message["content"])
                     owners.append(index)
         totals = self.encode_lengths(rendered)
         trained = [0] * len(conversations)
