@@ -59,10 +59,14 @@ def detect_format(source: dict | Record | str | Path | Iterable) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
+_FORMAT_OF_KEY = {key: kind for kind, keys in FORMAT_KEYS.items() for key in keys}
+
+
 def _record_format(record: dict) -> str | None:
     found = None
-    for kind, keys in FORMAT_KEYS.items():
-        if not keys.isdisjoint(record):
+    for key in record:  # a record has a few keys: cheaper than testing every format's set
+        kind = _FORMAT_OF_KEY.get(key)
+        if kind is not None and kind != found:
             if found is not None:
                 return None
             found = kind
