@@ -63,7 +63,7 @@ def assistant_loss(model, tokenizer, rows: list[dict]) -> float:
     """Mean NLL over assistant tokens (with their end-of-turn token), one example at a time."""
     import torch
 
-    from strop.train.masking import tokenize_chat
+    from strop.data.masking import tokenize_chat
 
     model.eval()
     total, count = 0.0, 0

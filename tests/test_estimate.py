@@ -125,3 +125,57 @@ def _tokenizer(folder):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(folder)
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def _tool_chat(index: int) -> dict:
+    city = ["Paris", "Oslo", "Lima"][index % 3]
+    call = {"id": f"call_{index}", "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+    return {"tools": [WEATHER_TOOL], "messages": [
+        {"role": "system", "content": "You are a helpful AI assistant."},
+        {"role": "user", "content": f"What is the weather in {city}?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": f"call_{index}", "content": "sunny, 21 C"},
+        {"role": "assistant", "content": f"It is sunny in {city}, 21 degrees."}]}
+
+
+def test_estimate_counts_the_tokens_training_reports_tool_calls_included(tmp_path,
+                                                                          tiny_model_dir):
+    """`strop estimate` and the training run count the same tokens: the estimate's billed
+    tokens are the run's trained_tokens (OpenAI's name for the tokens a job processed), and its
+    trained tokens are the ones the run computes loss on."""
+    from typer.testing import CliRunner
+
+    from strop.cli import app
+    from strop.train import Hyperparameters, TrainConfig, run_training
+    from strop.train.records import read_jsonl, tokenize_records
+
+    path = tmp_path / "tools.jsonl"
+    path.write_text("".join(json.dumps(_tool_chat(i)) + "\n" for i in range(12)))
+    fake = types.ModuleType("strop.train.throughput")
+    fake.tokens_per_second = lambda model, fine_tuning="lora", max_seq_length=512: 500.0
+    with pytest.MonkeyPatch.context() as patch:  # calibration stands in only for the estimate
+        patch.setitem(sys.modules, "strop.train.throughput", fake)
+        shown = CliRunner().invoke(app, ["estimate", str(path), "--model", str(tiny_model_dir),
+                                         "--epochs", "1", "--json"])
+    assert shown.exit_code == 0, shown.output
+    estimated = json.loads(shown.stdout)
+
+    result = run_training(TrainConfig(
+        model=str(tiny_model_dir), training_file=path, output_dir=tmp_path / "out",
+        validation_split=0, hyperparameters=Hyperparameters(n_epochs=1, batch_size=4)))
+    assert result.status == "succeeded"
+    assert estimated["billed_tokens"] == estimated["tokens_per_epoch"] == result.trained_tokens
+
+    tokenizer = _tokenizer(tiny_model_dir)
+    examples = tokenize_records(read_jsonl(path), tokenizer, "supervised", path.name)
+    assert estimated["trained_tokens_per_epoch"] == sum(sum(e.trained) for e in examples)
+    # the tool calls are in both counts: the trained text holds each call's arguments
+    trained_text = tokenizer.decode([t for e in examples
+                                     for t, on in zip(e.input_ids, e.trained) if on])
+    assert trained_text.count('"get_weather"') == 12 and '{\\"city\\": \\"Oslo\\"}' in trained_text

@@ -162,6 +162,19 @@ def test_out_of_range_parameters_are_400_naming_the_field(api, training_file, ti
     assert caught.value.body["param"].startswith(param)
 
 
+def test_an_out_of_range_value_is_explained_with_its_range(api, training_file, tiny_model_dir):
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.fine_tuning.jobs.create(model=str(tiny_model_dir),
+                                    training_file=_upload(api, training_file),
+                                    hyperparameters={"n_epochs": 51})
+    assert caught.value.status_code == 400
+    assert caught.value.body == {
+        "message": "Invalid value for 'hyperparameters.n_epochs': n_epochs must be between 1 "
+                   "and 50, got 51",
+        "type": "invalid_request_error", "param": "hyperparameters.n_epochs",
+        "code": "invalid_value"}
+
+
 def test_unknown_model_and_unknown_file_are_400(api, training_file, tiny_model_dir):
     with pytest.raises(openai.BadRequestError) as caught:
         api.fine_tuning.jobs.create(model="no-such-model", training_file=_upload(api, training_file))

@@ -129,7 +129,7 @@ def test_full_fine_tuning_lowers_loss(tmp_path, tiny_model_dir):
 
 def test_packed_sequences_do_not_attend_to_each_other(tiny):
     from strop.train.engine import TargetLogProbs
-    from strop.train.masking import tokenize_chat
+    from strop.data.masking import tokenize_chat
     from strop.train.packing import pack
 
     module = TargetLogProbs(tiny.model)
@@ -276,7 +276,8 @@ def test_invalid_hyperparameters_are_refused_before_any_work(tmp_path, overrides
 
 def test_a_line_that_cannot_be_trained_on_is_named(tmp_path, tiny_model_dir):
     rows = chat_rows(10) + [{"text": "plain text in a chat file"}]
-    with pytest.raises(TrainingError, match="example 11"):
+    with pytest.raises(TrainingError, match="Line 11: a text example cannot be used for "
+                                            "method 'supervised'"):
         run_training(config(tmp_path, tiny_model_dir, rows))
 
 

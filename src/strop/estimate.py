@@ -104,17 +104,18 @@ def price_training(table: dict, billed_tokens: int) -> list[PricedModel]:
 
 
 def resolve_epochs(epochs: int | str, n_examples: int) -> tuple[int, bool]:
-    from strop.train import openai_default_epochs
+    from strop.train.config import HYPERPARAMETER_RANGES, openai_default_epochs, out_of_range
 
     if epochs == "auto":
         return openai_default_epochs(n_examples), True
     try:
         value = int(epochs)
     except (TypeError, ValueError):
-        raise EstimateError(f"epochs must be a whole number from 1 to 50 or 'auto', got "
-                            f"{epochs!r}") from None
-    if not 1 <= value <= 50:
-        raise EstimateError(f"epochs must be between 1 and 50 (OpenAI's range), got {value}")
+        raise EstimateError(f"epochs must be a whole number "
+                            f"{HYPERPARAMETER_RANGES['n_epochs']} or 'auto', got {epochs!r}") from None
+    problem = out_of_range("n_epochs", value)
+    if problem:
+        raise EstimateError(f"{problem} (OpenAI's range)")
     return value, False
 
 

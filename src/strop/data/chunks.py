@@ -27,8 +27,9 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from strop.data.dedupe import Fingerprints, MinHasher, example_texts
-from strop.data.formats import Finding, detect_format, validate_record
+from strop.data.formats import detect_format, validate_record
 from strop.data.records import RawLine, ScanNotes, cyclic_gc_paused, scan_lines
+from strop.data.report import Finding
 
 # Below this (~20,000 chat examples) workers gain little: the token statistics and the
 # duplicate comparison, done in the calling process either way, dominate.

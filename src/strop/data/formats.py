@@ -1,17 +1,22 @@
-"""The four training-file formats: how to recognise each and what makes a record valid.
+"""The four training-file formats: how to recognise each, what makes a record valid, and how a
+valid record reads as a conversation.
 
-Validators return findings as (check, param, message, hint) tuples; `validate.py` turns them into
-Problems with the line number. Message numbers in sentences are 1-based ("message 2"); params
-are JSON paths with 0-based indexes ("messages[1].content"), as OpenAI writes them.
+This is the one definition of a record that `strop data check`, the token counts and training
+share: training refuses what validation refuses, with the same words. Validators return
+findings as (check, param, message, hint) tuples; `validate.py` turns them into Problems with
+the line number. Message numbers in sentences are 1-based ("message 2"); params are JSON paths
+with 0-based indexes ("messages[1].content"), as OpenAI writes them. The checks of a chat
+conversation itself live in messages.py.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
+from strop.data.messages import check_messages, check_tools, content_text, unknown_keys
 from strop.data.records import Record, json_type
+from strop.data.report import Finding
 
 FORMATS = ("chat", "prompt_completion", "preference", "text")
 
@@ -20,27 +25,22 @@ PROMPT_COMPLETION_KEYS = {"prompt", "completion"}
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output",
                    "preferred_completion", "non_preferred_completion"}
 TEXT_KEYS = {"text", "id", "meta", "metadata"}  # pretraining corpora commonly carry ids/metadata
-ROLES = ("system", "user", "assistant", "tool", "function")
-MESSAGE_KEYS = {
-    "system": {"role", "content", "name"},
-    "user": {"role", "content", "name"},
-    "assistant": {"role", "content", "name", "weight", "tool_calls", "function_call", "refusal"},
-    "tool": {"role", "content", "tool_call_id", "name"},
-    "function": {"role", "content", "name"},
+
+
+# The keys that make a record one format. A record with keys of two formats is neither: which
+# one was meant is the user's to say, not strop's to guess.
+FORMAT_KEYS = {
+    "chat": frozenset({"messages"}),
+    "preference": frozenset(PREFERENCE_KEYS),
+    "prompt_completion": frozenset(PROMPT_COMPLETION_KEYS),
+    "text": frozenset({"text"}),
 }
-
-
-class Finding(NamedTuple):
-    check: str  # short identifier, e.g. "unknown_role"
-    param: str | None
-    message: str  # without the "Line N" prefix
-    hint: str
 
 
 def detect_format(source: dict | Record | str | Path | Iterable) -> str | None:
     """The format of one record (dict or Record), or the majority format of a file or records.
 
-    Returns one of FORMATS, or None when nothing is recognisable.
+    Returns one of FORMATS, or None when nothing is recognisable (`unrecognised` says why).
     """
     if isinstance(source, Record):
         source = source.data
@@ -59,272 +59,68 @@ def detect_format(source: dict | Record | str | Path | Iterable) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
+_FORMAT_OF_KEY = {key: kind for kind, keys in FORMAT_KEYS.items() for key in keys}
+
+
 def _record_format(record: dict) -> str | None:
-    if "messages" in record:
-        return "chat"
-    if "input" in record or "preferred_output" in record or "preferred_completion" in record:
-        return "preference"
-    if "prompt" in record or "completion" in record:
-        return "prompt_completion"
-    if "text" in record:
-        return "text"
-    return None
+    found = None
+    for key in record:  # a record has a few keys: cheaper than testing every format's set
+        kind = _FORMAT_OF_KEY.get(key)
+        if kind is not None and kind != found:
+            if found is not None:
+                return None
+            found = kind
+    return found
+
+
+# Where a preference example keeps what a chat or prompt/completion example has at the top level.
+_DPO_PROMPT_FIX = {
+    "chat": 'the prompt conversation in "input": {"messages": [...]} instead of a top-level '
+            '"messages"',
+    "prompt_completion": 'the prompt in "input": {"messages": [{"role": "user", "content": '
+                         '...}]} instead of "prompt"',
+}
+
+
+def unrecognised(record: dict) -> Finding:
+    """Why `record` has no format: none of the formats' keys, or the keys of two."""
+    present = {kind: sorted(keys.intersection(record)) for kind, keys in FORMAT_KEYS.items()
+               if not keys.isdisjoint(record)}
+    if len(present) < 2:
+        return Finding("unknown_format", None,
+                       f"not a recognised example (keys: {', '.join(sorted(record)) or 'none'})",
+                       'Use {"messages": [...]} (chat), {"prompt", "completion"}, '
+                       '{"input", "preferred_output", "non_preferred_output"} (preference) '
+                       'or {"text"} (plain text).')
+    keys = " and ".join(f"{', '.join(repr(k) for k in names)} ({kind})"
+                        for kind, names in present.items())
+    other = next(iter(set(present) - {"preference"})) if len(present) == 2 else None
+    if "preference" in present and other in _DPO_PROMPT_FIX:
+        hint = (f"For DPO, put {_DPO_PROMPT_FIX[other]}; for supervised fine-tuning, remove "
+                f"{', '.join(repr(k) for k in present['preference'])}.")
+    else:
+        hint = "Keep the keys of the one format this example is meant to be; remove the others."
+    return Finding("ambiguous_format", None,
+                   f"mixes keys of different formats: {keys}; an example has one format",
+                   hint)
 
 
 def validate_record(record: dict, kind: str) -> list[Finding]:
     return _VALIDATORS[kind](record)
 
 
-# --- shared pieces -----------------------------------------------------------------------------
-
-
-def _unknown_keys(record: dict, allowed: set[str], where: str, param_prefix: str = "") -> list[Finding]:
-    return [
-        Finding("unknown_key", f"{param_prefix}{key}",
-                f"{where}unknown key '{key}'",
-                f"Remove '{key}'; allowed keys here are {', '.join(sorted(allowed))}.")
-        for key in record if key not in allowed
-    ]
-
-
-def _text_of(content: object) -> str | None:
-    """The text of a content value (string or list of text parts), None if ill-formed."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not (isinstance(part, dict) and part.get("type") == "text"
-                    and isinstance(part.get("text"), str)):
-                return None
-            parts.append(part["text"])
-        return "".join(parts)
-    return None
-
-
-def content_text(content: object) -> str:
-    """Text of a valid content value; "" for None (assistant tool-call turns)."""
-    text = _text_of(content)
-    return text if text is not None else ""
-
-
-def _check_content(message: dict, where: str, param: str, required: bool) -> list[Finding]:
-    if "content" not in message or message["content"] is None:
-        if required:
-            return [Finding("missing_field", f"{param}.content", f"{where}no 'content'",
-                            "Add a non-empty 'content' string.")]
-        return []
-    content = message["content"]
-    text = _text_of(content)
-    if text is None:
-        if isinstance(content, list):
-            return [Finding("wrong_type", f"{param}.content",
-                            f"{where}'content' is a list but not of text parts",
-                            'Use a string, or a list of {"type": "text", "text": "..."} parts.')]
-        return [Finding("wrong_type", f"{param}.content",
-                        f"{where}'content' is {json_type(content)}, expected a string",
-                        "Make 'content' a string (or a list of text parts).")]
-    if required and not text.strip():
-        return [Finding("empty_field", f"{param}.content", f"{where}'content' is empty",
-                        "Write the message text, or remove the message.")]
-    return []
-
-
-def _check_tool_calls(calls: object, where: str, param: str, ids: set[str]) -> list[Finding]:
-    if not isinstance(calls, list) or not calls:
-        return [Finding("wrong_type", param, f"{where}'tool_calls' must be a non-empty array",
-                        'Use [{"id": "...", "type": "function", "function": {"name": "...", '
-                        '"arguments": "{...}"}}].')]
-    findings = []
-    for index, call in enumerate(calls):
-        call_where = f"{where}tool call {index + 1}: "
-        call_param = f"{param}[{index}]"
-        if not isinstance(call, dict):
-            findings.append(Finding("wrong_type", call_param,
-                                    f"{call_where}expected an object, found {json_type(call)}",
-                                    "Each tool call is an object with id, type and function."))
-            continue
-        call_id = call.get("id")
-        if not isinstance(call_id, str) or not call_id:
-            findings.append(Finding("missing_field", f"{call_param}.id", f"{call_where}no 'id'",
-                                    "Give each tool call a string 'id' that the tool message "
-                                    "answering it repeats as 'tool_call_id'."))
-        else:
-            ids.add(call_id)
-        if call.get("type", "function") != "function":
-            findings.append(Finding("invalid_value", f"{call_param}.type",
-                                    f"{call_where}'type' is {call.get('type')!r}",
-                                    "Set 'type' to \"function\"."))
-        function = call.get("function")
-        if not isinstance(function, dict):
-            findings.append(Finding("missing_field", f"{call_param}.function",
-                                    f"{call_where}no 'function' object",
-                                    'Add "function": {"name": "...", "arguments": "{...}"}.'))
-            continue
-        findings.extend(_check_function_call(function, call_where, f"{call_param}.function"))
-    return findings
-
-
-def _check_function_call(function: dict, where: str, param: str) -> list[Finding]:
-    findings = []
-    if not isinstance(function.get("name"), str) or not function.get("name"):
-        findings.append(Finding("missing_field", f"{param}.name", f"{where}no function 'name'",
-                                "Name the function that is called."))
-    arguments = function.get("arguments")
-    if not isinstance(arguments, str):
-        findings.append(Finding("wrong_type", f"{param}.arguments",
-                                f"{where}'arguments' is {json_type(arguments)}, expected a string",
-                                'Encode the arguments as a JSON string, e.g. "{\\"city\\": \\"Oslo\\"}".'))
-    else:
-        try:
-            json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            findings.append(Finding("invalid_tool_arguments", f"{param}.arguments",
-                                    f"{where}'arguments' is not valid JSON ({exc.msg} at column "
-                                    f"{exc.colno})",
-                                    "Make 'arguments' a JSON-encoded object string."))
-    return findings
-
-
-_PLAIN_ROLES = frozenset(("system", "user", "assistant"))
-
-
-def _is_plain_message(message: object) -> bool:
-    """{"role": system/user/assistant, "content": non-blank string} and nothing else: a message
-    every check below passes (an assistant one trains, with the default weight 1)."""
-    if type(message) is not dict or len(message) != 2:
-        return False
-    role, content = message.get("role"), message.get("content")
-    return (type(role) is str and role in _PLAIN_ROLES and type(content) is str
-            and content != "" and not content.isspace())
-
-
-def check_messages(messages: object, param: str = "messages",
-                   require_assistant: bool = True) -> list[Finding]:
-    """Validate a chat message list; `param` is its JSON path."""
-    if not isinstance(messages, list):
-        return [Finding("wrong_type", param, f"'{param}' is {json_type(messages)}, expected an array",
-                        'Use "messages": [{"role": "user", "content": "..."}, ...].')]
-    if not messages:
-        return [Finding("empty_field", param, f"'{param}' is empty",
-                        "Add at least a user message and an assistant reply.")]
-    findings: list[Finding] = []
-    call_ids: set[str] = set()
-    trained_assistant = False
-    for index, message in enumerate(messages):
-        if _is_plain_message(message):  # nearly every message: skip the checks it passes
-            trained_assistant = trained_assistant or message["role"] == "assistant"
-            continue
-        where = f"message {index + 1}: "
-        mparam = f"{param}[{index}]"
-        if not isinstance(message, dict):
-            findings.append(Finding("wrong_type", mparam,
-                                    f"{where}expected an object, found {json_type(message)}",
-                                    'Each message is {"role": ..., "content": ...}.'))
-            continue
-        role = message.get("role")
-        if role is None:
-            findings.append(Finding("missing_field", f"{mparam}.role", f"{where}no 'role'",
-                                    f"Add 'role', one of {', '.join(ROLES)}."))
-            continue
-        if not isinstance(role, str) or role not in MESSAGE_KEYS:  # a list would not hash
-            findings.append(Finding("unknown_role", f"{mparam}.role",
-                                    f"{where}unknown role {role!r}",
-                                    f"Use one of {', '.join(ROLES)}."))
-            continue
-        findings.extend(_unknown_keys(message, MESSAGE_KEYS[role], where, f"{mparam}."))
-        if "name" in message and not isinstance(message["name"], str):
-            findings.append(Finding("wrong_type", f"{mparam}.name",
-                                    f"{where}'name' is {json_type(message['name'])}, expected a string",
-                                    "Make 'name' a string or remove it."))
-        if role == "assistant":
-            has_calls = "tool_calls" in message or "function_call" in message
-            findings.extend(_check_content(message, where, mparam, required=not has_calls))
-            if "tool_calls" in message:
-                findings.extend(_check_tool_calls(message["tool_calls"], where,
-                                                  f"{mparam}.tool_calls", call_ids))
-            if "function_call" in message:
-                if isinstance(message["function_call"], dict):
-                    findings.extend(_check_function_call(message["function_call"], where,
-                                                         f"{mparam}.function_call"))
-                else:
-                    findings.append(Finding("wrong_type", f"{mparam}.function_call",
-                                            f"{where}'function_call' must be an object",
-                                            'Use {"name": "...", "arguments": "{...}"}.'))
-            weight = message.get("weight", 1)
-            if "weight" in message and (isinstance(weight, bool) or weight not in (0, 1)):
-                findings.append(Finding("invalid_weight", f"{mparam}.weight",
-                                        f"{where}'weight' is {json.dumps(weight)}, must be 0 or 1",
-                                        "Use 1 to train on this reply, 0 to skip it."))
-            elif weight == 1:
-                trained_assistant = True
-        elif role == "tool":
-            findings.extend(_check_content(message, where, mparam, required=False))
-            call_id = message.get("tool_call_id")
-            if not isinstance(call_id, str) or not call_id:
-                findings.append(Finding("missing_field", f"{mparam}.tool_call_id",
-                                        f"{where}tool message without 'tool_call_id'",
-                                        "Set 'tool_call_id' to the id of the assistant tool call "
-                                        "this message answers."))
-            elif call_id not in call_ids:
-                findings.append(Finding("unmatched_tool_message", f"{mparam}.tool_call_id",
-                                        f"{where}tool message answers call {call_id!r}, but no "
-                                        "earlier assistant message made that call",
-                                        "Put the assistant message with the matching tool_calls "
-                                        "entry before this tool message, or fix the id."))
-        elif role == "function":
-            findings.extend(_check_content(message, where, mparam, required=False))
-            if not isinstance(message.get("name"), str) or not message.get("name"):
-                findings.append(Finding("missing_field", f"{mparam}.name",
-                                        f"{where}function message without 'name'",
-                                        "Name the function whose result this is."))
-        else:
-            findings.extend(_check_content(message, where, mparam, required=True))
-    if require_assistant and not trained_assistant and not findings:
-        findings.append(Finding("no_assistant_message", param,
-                                "no assistant message to learn from",
-                                "Add an assistant reply with weight 1 (the default); the model "
-                                "is trained only on assistant messages."))
-    return findings
-
-
-def _check_tools(record: dict, prefix: str = "") -> list[Finding]:
-    findings = []
-    if "tools" in record:
-        tools = record["tools"]
-        if not isinstance(tools, list):
-            findings.append(Finding("wrong_type", f"{prefix}tools",
-                                    f"'tools' is {json_type(tools)}, expected an array",
-                                    'Use [{"type": "function", "function": {"name": ..., '
-                                    '"parameters": {...}}}].'))
-        else:
-            for index, tool in enumerate(tools):
-                function = tool.get("function") if isinstance(tool, dict) else None
-                if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-                    findings.append(Finding("wrong_type", f"{prefix}tools[{index}]",
-                                            f"tool {index + 1} is not a function definition "
-                                            "with a name",
-                                            'Use {"type": "function", "function": {"name": ..., '
-                                            '"parameters": {...}}}.'))
-    if "parallel_tool_calls" in record and not isinstance(record["parallel_tool_calls"], bool):
-        findings.append(Finding("wrong_type", f"{prefix}parallel_tool_calls",
-                                "'parallel_tool_calls' must be true or false",
-                                "Use a JSON boolean."))
-    return findings
-
-
 # --- per format --------------------------------------------------------------------------------
 
 
 def _validate_chat(record: dict) -> list[Finding]:
-    findings = _unknown_keys(record, CHAT_KEYS, "")
-    findings.extend(_check_tools(record))
+    findings = unknown_keys(record, CHAT_KEYS, "")
+    findings.extend(check_tools(record))
     findings.extend(check_messages(record.get("messages")))
     return findings
 
 
 def _validate_prompt_completion(record: dict) -> list[Finding]:
-    findings = _unknown_keys(record, PROMPT_COMPLETION_KEYS, "")
+    findings = unknown_keys(record, PROMPT_COMPLETION_KEYS, "")
     for key in ("prompt", "completion"):
         if key not in record:
             findings.append(Finding("missing_field", key, f"no '{key}'",
@@ -367,7 +163,7 @@ def _check_preference_output(value: object, key: str) -> list[Finding]:
 
 
 def _validate_preference(record: dict) -> list[Finding]:
-    findings = _unknown_keys(record, PREFERENCE_KEYS, "")
+    findings = unknown_keys(record, PREFERENCE_KEYS, "")
     source = record.get("input")
     if not isinstance(source, dict):
         findings.append(Finding("missing_field" if source is None else "wrong_type", "input",
@@ -375,8 +171,8 @@ def _validate_preference(record: dict) -> list[Finding]:
                                 f"'input' is {json_type(source)}, expected an object",
                                 'Add "input": {"messages": [...]} with the prompt conversation.'))
     else:
-        findings.extend(_unknown_keys(source, CHAT_KEYS, "input: ", "input."))
-        findings.extend(_check_tools(source, "input."))
+        findings.extend(unknown_keys(source, CHAT_KEYS, "input: ", "input."))
+        findings.extend(check_tools(source, "input."))
         findings.extend(check_messages(source.get("messages"), "input.messages",
                                        require_assistant=False))
     preferred, rejected = preference_outputs(record)
@@ -391,7 +187,7 @@ def _validate_preference(record: dict) -> list[Finding]:
 
 
 def _validate_text(record: dict) -> list[Finding]:
-    findings = _unknown_keys(record, TEXT_KEYS, "")
+    findings = unknown_keys(record, TEXT_KEYS, "")
     text = record.get("text")
     if not isinstance(text, str):
         findings.append(Finding("wrong_type", "text",
@@ -411,7 +207,7 @@ _VALIDATORS = {
 }
 
 
-# --- conversions shared by stats, dedupe and PII -----------------------------------------------
+# --- conversions shared by stats, dedupe, PII, the token counts and training --------------------
 
 
 def conversation(record: dict, kind: str) -> list[dict]:
@@ -426,6 +222,17 @@ def conversation(record: dict, kind: str) -> list[dict]:
         return ([_flat(m) for m in record["input"]["messages"]]
                 + _as_messages(preferred) + _as_messages(rejected, weight=1))
     return [{"role": "assistant", "content": record["text"]}]
+
+
+def preference_conversations(record: dict) -> tuple[list[dict], list[dict], list | None]:
+    """What DPO compares for a valid preference record: the prompt followed by the preferred
+    output, the prompt followed by the non-preferred one, and the prompt's tools. Assistant turns
+    inside the prompt are context (weight 0); the outputs are what is trained."""
+    source = record["input"]
+    context = [dict(_flat(m), weight=0) if m["role"] == "assistant" else _flat(m)
+               for m in source["messages"]]
+    preferred, rejected = preference_outputs(record)
+    return context + _as_messages(preferred), context + _as_messages(rejected), source.get("tools")
 
 
 def role_texts(record: dict, kind: str) -> list[tuple[str, str]]:

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
+
+
+class Finding(NamedTuple):
+    check: str  # short identifier, e.g. "unknown_role"
+    param: str | None
+    message: str  # without the "Line N" prefix
+    hint: str
+
+    def at_line(self, line: int) -> str:
+        """The message with its line: "Line 7, message 2: ..." or "Line 7: ..."."""
+        if self.message.startswith("message "):
+            return f"Line {line}, {self.message}."
+        return f"Line {line}: {self.message}."
 
 
 @dataclass

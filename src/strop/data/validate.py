@@ -17,7 +17,7 @@ import numpy as np
 
 from strop.data.chunks import Chunk, FileChunks, ParsedLine
 from strop.data.dedupe import Duplicate, DuplicateFinder, example_texts
-from strop.data.formats import FORMATS, Finding
+from strop.data.formats import FORMATS, unrecognised
 from strop.data.records import Record, ScanNotes, cyclic_gc_paused, json_type
 from strop.data.report import Problem, ValidationReport
 
@@ -39,13 +39,6 @@ class _Collector:
             return
         self.errors.append(Problem(code=code, message=message, line=line, param=param, hint=hint,
                                    check=check))
-
-
-def _where(line: int, finding: Finding) -> str:
-    text = finding.message
-    if text.startswith("message "):  # "message 2: ..." -> "Line 7, message 2: ..."
-        return f"Line {line}, {text}."
-    return f"Line {line}: {text}."
 
 
 def _warning(check: str, lines: list[int], message: str, hint: str) -> Problem:
@@ -118,12 +111,8 @@ def _analyse(parsed: list[ParsedLine], notes: ScanNotes, duplicates: _DuplicateS
             _report_unreadable(collector, data)
             continue
         if kind is None:
-            collector.error(line, "unknown_format",
-                            f"Line {line}: not a recognised example (keys: "
-                            f"{', '.join(sorted(data)) or 'none'}).",
-                            'Use {"messages": [...]} (chat), {"prompt", "completion"}, '
-                            '{"input", "preferred_output", "non_preferred_output"} (preference) '
-                            'or {"text"} (plain text).')
+            finding = unrecognised(data)
+            collector.error(line, finding.check, finding.at_line(line), finding.hint)
             continue
         if kind != file_format:
             collector.error(line, "mixed_formats",
@@ -133,7 +122,7 @@ def _analyse(parsed: list[ParsedLine], notes: ScanNotes, duplicates: _DuplicateS
                             "own file.")
             continue
         for finding in findings:
-            collector.error(line, finding.check, _where(line, finding), finding.hint,
+            collector.error(line, finding.check, finding.at_line(line), finding.hint,
                             finding.param)
         if not findings:
             records.append(Record(line, data))

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-Auto = Literal["auto"]
-Epochs = Auto | Annotated[int, Field(ge=1, le=50)]
-BatchSize = Auto | Annotated[int, Field(ge=1, le=256)]
-LearningRate = Auto | Annotated[float, Field(gt=0)]
-Beta = Auto | Annotated[float, Field(gt=0, le=2)]
+from strop.train.config import Auto, out_of_range
+
+
+def _in_range(name: str):
+    """A validator refusing what the training config would refuse, in the same words."""
+    def check(value):
+        problem = out_of_range(name, value)
+        if problem:
+            raise PydanticCustomError("out_of_range", problem)
+        return value
+    return AfterValidator(check)
+
+
+Epochs = Annotated[Auto | int, _in_range("n_epochs")]
+BatchSize = Annotated[Auto | int, _in_range("batch_size")]
+LearningRate = Annotated[Auto | float, _in_range("learning_rate_multiplier")]
+Beta = Annotated[Auto | float, _in_range("beta")]
 
 
 class SupervisedHyperparameters(BaseModel):

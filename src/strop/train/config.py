@@ -1,7 +1,9 @@
 """What a training run is asked to do, what it reports while running, and what it returns.
 
 This is the contract between the training engine and its callers (the CLI and the worker).
-Hyperparameters use OpenAI's names and ranges; strop's own settings sit beside them.
+Hyperparameters use OpenAI's names and ranges; strop's own settings sit beside them. The ranges
+are defined here once: the API's request schemas (server/schemas.py), the run's config check
+(train/hyperparameters.py) and the estimate all read HYPERPARAMETER_RANGES.
 """
 
 from __future__ import annotations
@@ -15,15 +17,55 @@ from pydantic import BaseModel, ConfigDict, Field
 Auto = Literal["auto"]
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a hyperparameter may take: low..high, the low end excluded when `low_open`."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        if self.low_open:
+            return f"in ({self.low:g}, {self.high:g}]"
+        return f"between {self.low:g} and {self.high:g}"
+
+
+# OpenAI's ranges; "auto" is allowed for every one of them.
+HYPERPARAMETER_RANGES = {
+    "n_epochs": Range(1, 50),
+    "batch_size": Range(1, 256),
+    "learning_rate_multiplier": Range(0, low_open=True),
+    "beta": Range(0, 2, low_open=True),  # DPO only
+}
+
+
+def out_of_range(name: str, value: object) -> str | None:
+    """Why `value` is not allowed for hyperparameter `name`, or None when it is."""
+    if value == "auto" or value in HYPERPARAMETER_RANGES[name]:
+        return None
+    return f"{name} must be {HYPERPARAMETER_RANGES[name]}, got {value}"
+
+
 class Hyperparameters(BaseModel):
-    """OpenAI's fine-tuning hyperparameters; each may be "auto"."""
+    """OpenAI's fine-tuning hyperparameters; each may be "auto". Ranges are checked when a run
+    starts (train/hyperparameters.check), so a config can be built first and refused with the
+    parameter named."""
 
     model_config = ConfigDict(extra="forbid")
 
-    n_epochs: int | Auto = Field("auto", description="1-50")
-    batch_size: int | Auto = Field("auto", description="1-256")
-    learning_rate_multiplier: float | Auto = Field("auto", description="> 0")
-    beta: float | Auto = Field("auto", description="DPO only, in (0, 2]")
+    n_epochs: int | Auto = Field("auto", description=str(HYPERPARAMETER_RANGES["n_epochs"]))
+    batch_size: int | Auto = Field("auto", description=str(HYPERPARAMETER_RANGES["batch_size"]))
+    learning_rate_multiplier: float | Auto = Field(
+        "auto", description=str(HYPERPARAMETER_RANGES["learning_rate_multiplier"]))
+    beta: float | Auto = Field(
+        "auto", description=f"DPO only, {HYPERPARAMETER_RANGES['beta']}")
 
 
 class TrainConfig(BaseModel):

@@ -21,7 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from strop.train.config import TrainConfig, TrainingError, openai_default_epochs
+from strop.train.config import (
+    HYPERPARAMETER_RANGES,
+    TrainConfig,
+    TrainingError,
+    openai_default_epochs,
+    out_of_range,
+)
 
 BASE_LEARNING_RATE = {
     ("supervised", "lora"): 2e-4, ("supervised", "full"): 2e-5,
@@ -56,18 +62,13 @@ def _refuse(message: str, param: str) -> TrainingError:
 def check(config: TrainConfig) -> None:
     """Refuse invalid values and combinations; runs before any file or model is read."""
     h = config.hyperparameters
-    if h.n_epochs != "auto" and not 1 <= h.n_epochs <= 50:
-        raise _refuse(f"n_epochs must be between 1 and 50, got {h.n_epochs}", "n_epochs")
-    if h.batch_size != "auto" and not 1 <= h.batch_size <= 256:
-        raise _refuse(f"batch_size must be between 1 and 256, got {h.batch_size}", "batch_size")
-    if h.learning_rate_multiplier != "auto" and not h.learning_rate_multiplier > 0:
-        raise _refuse("learning_rate_multiplier must be greater than 0, got "
-                      f"{h.learning_rate_multiplier}", "learning_rate_multiplier")
-    if h.beta != "auto":
-        if config.method != "dpo":
+    for name in HYPERPARAMETER_RANGES:
+        value = getattr(h, name)
+        if name == "beta" and value != "auto" and config.method != "dpo":
             raise _refuse(f"beta applies only to the dpo method, not {config.method}", "beta")
-        if not 0 < h.beta <= 2:
-            raise _refuse(f"beta must be in (0, 2], got {h.beta}", "beta")
+        problem = out_of_range(name, value)
+        if problem:
+            raise _refuse(problem, name)
     if config.lora_rank < 1:
         raise _refuse(f"lora_rank must be at least 1, got {config.lora_rank}", "lora_rank")
     if config.lora_alpha <= 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strop.train.masking import Tokenized
+from strop.data.masking import Tokenized
 
 IGNORE = -100
 

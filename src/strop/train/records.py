@@ -1,8 +1,8 @@
 """Read a training file into token sequences for one method.
 
-The data toolkit validates files thoroughly before a job starts; this module only needs to
-recognise each line's format and turn it into tokens, and it still refuses what it cannot
-train on with the line number, because the CLI can be pointed at any file.
+Each line's format and validity come from the data toolkit (strop.data.formats), the same
+definition `strop data check` and the upload check apply, so training refuses exactly what
+validation refuses, naming the line and the fix; the CLI can be pointed at any file.
 """
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from strop.train.config import TrainingError
-from strop.train.masking import (
+from strop.data.formats import detect_format, preference_conversations, unrecognised, validate_record
+from strop.data.masking import (
     TemplateError,
     Tokenized,
     tokenize_chat,
     tokenize_prompt_completion,
     tokenize_text,
 )
+from strop.data.records import DataFileError, Record, as_records, read_records
+from strop.data.report import Finding
+from strop.train.config import TrainingError
 
 
 @dataclass
@@ -28,56 +31,17 @@ class PreferencePair:
     rejected: Tokenized
 
 
-def read_jsonl(path: Path, param: str = "training_file") -> list[dict]:
-    """The file's records, read exactly as validation read them (BOM and blank lines skipped,
-    invalid UTF-8 named by its byte offset), with failures as TrainingError."""
-    from strop.data.records import DataFileError, read_records
-
+def read_jsonl(path: Path, param: str = "training_file") -> list[Record]:
+    """The file's records with their line numbers, read exactly as validation read them (BOM
+    and blank lines skipped, invalid UTF-8 named by its byte offset), with failures as
+    TrainingError."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"{path}: no such file", "invalid_file", param)
     try:
-        return [record.data for record in read_records(path)]
+        return read_records(path)
     except DataFileError as exc:
         raise TrainingError(f"{path.name}: {exc}", "invalid_file", param) from None
-
-
-def _assistant_turns(output, where: str) -> list[dict]:
-    if isinstance(output, str):
-        return [{"role": "assistant", "content": output}]
-    if isinstance(output, list) and all(isinstance(m, dict) for m in output):
-        return [dict(m, role=m.get("role", "assistant")) for m in output]
-    raise TrainingError(f"{where}: expected a list of assistant messages or a string",
-                        "invalid_file")
-
-
-def _preference_parts(record: dict, where: str) -> tuple[list[dict], list, list]:
-    if "preferred_output" in record:
-        prompt = (record.get("input") or {}).get("messages")
-        chosen, rejected = record["preferred_output"], record.get("non_preferred_output")
-    else:
-        prompt = (record.get("input") or {}).get("messages") or record.get("prompt")
-        chosen, rejected = record["preferred_completion"], record.get("non_preferred_completion")
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    if not isinstance(prompt, list) or not prompt:
-        raise TrainingError(f"{where}: preference example needs input.messages", "invalid_file")
-    if rejected is None:
-        raise TrainingError(f"{where}: preference example needs a non-preferred output",
-                            "invalid_file")
-    return prompt, _assistant_turns(chosen, where), _assistant_turns(rejected, where)
-
-
-def record_kind(record: dict) -> str:
-    if "preferred_output" in record or "preferred_completion" in record:
-        return "preference"
-    if "messages" in record:
-        return "chat"
-    if "prompt" in record and "completion" in record:
-        return "prompt_completion"
-    if "text" in record:
-        return "text"
-    return "unknown"
 
 
 ACCEPTED = {
@@ -87,55 +51,63 @@ ACCEPTED = {
 }
 
 
-def tokenize_records(records: list[dict], tokenizer, method: str, file_name: str,
+def tokenize_records(records: list[Record | dict], tokenizer, method: str, file_name: str,
                      param: str = "training_file") -> list:
-    """Tokenized examples (or PreferencePairs for DPO), in file order."""
+    """Tokenized examples (or PreferencePairs for DPO), in file order; plain dicts are numbered
+    as lines from 1."""
     examples = []
-    for number, record in enumerate(records, start=1):
-        where = f"{file_name} example {number}"
-        kind = record_kind(record)
-        if kind not in ACCEPTED[method]:
-            wanted = " or ".join(sorted(ACCEPTED[method]))
-            raise TrainingError(
-                f"{where}: a {kind} record cannot be used for method '{method}' "
-                f"(expected {wanted})", "invalid_file", param)
+    for record in as_records(records):
+        kind = _trainable_kind(record.data, method)
+        if isinstance(kind, Finding):
+            raise TrainingError(f"{file_name}: {kind.at_line(record.line)} {kind.hint}",
+                                "invalid_file", param)
+        where = f"{file_name}: Line {record.line}"
         try:
-            examples.append(_tokenize(record, kind, tokenizer, method, where))
+            examples.append(_tokenize(record.data, kind, tokenizer, method, where))
         except TemplateError as exc:
             raise TrainingError(f"{where}: {exc}", "invalid_file", param) from None
     return examples
 
 
+def _trainable_kind(data: object, method: str) -> str | Finding:
+    """The record's format, or the first reason it cannot be trained on with `method`."""
+    if not isinstance(data, dict):
+        return Finding("not_an_object", None, "expected a JSON object",
+                       'Wrap the example in an object, e.g. {"messages": [...]}.')
+    kind = detect_format(data)
+    if kind is None:
+        return unrecognised(data)
+    if kind not in ACCEPTED[method]:
+        wanted = " or ".join(sorted(ACCEPTED[method]))
+        return Finding("wrong_method", None,
+                       f"a {kind} example cannot be used for method '{method}' "
+                       f"(expected {wanted})",
+                       "Train with the method this data is for, or convert the example.")
+    # Continued pretraining trains every token, so a chat needs no assistant reply there.
+    findings = [f for f in validate_record(data, kind)
+                if not (method == "pretrain" and f.check == "no_assistant_message")]
+    return findings[0] if findings else kind
+
+
 def _tokenize(record: dict, kind: str, tokenizer, method: str, where: str):
     if kind == "preference":
-        prompt, chosen, rejected = _preference_parts(record, where)
-        for message in chosen + rejected:
-            message.setdefault("weight", 1)
-        context = [dict(m, weight=0) if m.get("role") == "assistant" else m for m in prompt]
-        tools = record.get("tools") or (record.get("input") or {}).get("tools")
-        return PreferencePair(tokenize_chat(tokenizer, context + chosen, tools),
-                              tokenize_chat(tokenizer, context + rejected, tools))
+        chosen, rejected, tools = preference_conversations(record)
+        return PreferencePair(tokenize_chat(tokenizer, chosen, tools),
+                              tokenize_chat(tokenizer, rejected, tools))
     if kind == "chat":
-        messages = record["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise TrainingError(f"{where}: messages must be a non-empty list", "invalid_file")
-        tokens = tokenize_chat(tokenizer, messages, record.get("tools"))
+        tokens = tokenize_chat(tokenizer, record["messages"], record.get("tools"))
         if method == "pretrain":
             tokens = Tokenized(tokens.input_ids, [True] * len(tokens))
         elif not any(tokens.trained):
-            raise TrainingError(f"{where}: no assistant message with weight 1 to train on",
-                                "invalid_file")
+            raise TrainingError(f"{where}: the chat template leaves no assistant token to "
+                                "train on", "invalid_file")
         return tokens
     if kind == "prompt_completion":
-        tokens = tokenize_prompt_completion(tokenizer, str(record["prompt"]),
-                                            str(record["completion"]))
+        tokens = tokenize_prompt_completion(tokenizer, record["prompt"], record["completion"])
         if method == "pretrain":
             tokens = Tokenized(tokens.input_ids, [True] * len(tokens))
         return tokens
-    text = record["text"]
-    if not isinstance(text, str) or not text.strip():
-        raise TrainingError(f"{where}: text must be a non-empty string", "invalid_file")
-    return tokenize_text(tokenizer, text)
+    return tokenize_text(tokenizer, record["text"])
 
 
 def pack_documents(documents: list[Tokenized], block_length: int) -> list[list[Tokenized]]:

@@ -31,7 +31,7 @@ from strop.train import hyperparameters
 from strop.train.throughput import machine_id
 from strop.train.config import NullCallback, TrainCallback, TrainConfig, TrainingError, TrainResult
 from strop.train.engine import TargetLogProbs, batch_log_probs, dpo_loss, resolve_precision, sequence_sums
-from strop.train.masking import Tokenized
+from strop.data.masking import Tokenized
 from strop.train.outputs import (
     STATE_FILE,
     library_versions,
@@ -248,7 +248,8 @@ def _read_data(config: TrainConfig, tokenizer, context: int, callback) -> Data:
         train = [train[i] for i in sorted(order[held:])]
         # Kept on disk so the evaluation after training scores the same unseen examples.
         config.output_dir.mkdir(parents=True, exist_ok=True)
-        write_records(config.output_dir / HELD_OUT_FILE, [records[i] for i in sorted(order[:held])])
+        write_records(config.output_dir / HELD_OUT_FILE,
+                      [records[i].data for i in sorted(order[:held])])
         callback.on_event("info", f"Held out {held} training examples for validation "
                           f"(validation_split {config.validation_split})")
     if not train:

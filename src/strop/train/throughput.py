@@ -75,7 +75,7 @@ def _synthetic_sequences(vocab_size: int, length: int, generator):
     """Chat-shaped: the first half is context, the second half is the trained answer."""
     import torch
 
-    from strop.train.masking import Tokenized
+    from strop.data.masking import Tokenized
 
     sequences = []
     for _ in range(SEQUENCES_PER_STEP):

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from strop.models.tiny import CHATML_TEMPLATE, build_tokenizer
-from strop.train.masking import tokenize_chat, tokenize_prompt_completion, tokenize_text
+from strop.data.masking import tokenize_chat, tokenize_prompt_completion, tokenize_text
 from strop.train.packing import IGNORE, pack, shifted_targets
 
 LLAMA3 = (
@@ -142,7 +142,7 @@ def test_text_trains_every_token(base_tokenizer):
 
 
 def test_shifted_targets_predict_the_next_trained_token():
-    from strop.train.masking import Tokenized
+    from strop.data.masking import Tokenized
 
     targets = shifted_targets(Tokenized([10, 11, 12, 13], [False, False, True, True]))
     assert targets == [IGNORE, 12, 13, IGNORE]
@@ -178,9 +178,83 @@ def test_a_record_of_the_wrong_kind_is_named(base_tokenizer):
     from strop.train.config import TrainingError
     from strop.train.records import tokenize_records
 
-    with pytest.raises(TrainingError, match="prefs.jsonl example 2: a chat record cannot be "
+    with pytest.raises(TrainingError, match="prefs.jsonl: Line 2: a chat example cannot be "
                                             "used for method 'dpo'"):
         tokenize_records([{"input": {"messages": [{"role": "user", "content": "a"}]},
                            "preferred_completion": "b", "non_preferred_completion": "c"},
                           {"messages": [{"role": "user", "content": "a"}]}],
                          base_tokenizer, "dpo", "prefs.jsonl")
+
+
+# A template that writes tool calls in its own markup (as Qwen 2.5 and Llama 3.1 do).
+TOOL_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] %}{{ message['content'] }}{% endif %}"
+    "{% for call in message.tool_calls or [] %}{{ '<tool_call>' + call.function.name + ' '"
+    " + call.function.arguments + '</tool_call>' }}{% endfor %}{{ '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CALL = {"id": "c1", "type": "function",
+        "function": {"name": "lookup", "arguments": "{\"id\": 7}"}}
+COUNTED = {
+    "plain": CONVERSATION,
+    "tool calls": [{"role": "user", "content": "Find order 7"},
+                   {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "shipped"},
+                   {"role": "assistant", "content": "Order 7 has shipped."}],
+    "legacy function_call": [{"role": "user", "content": "Find order 7"},
+                             {"role": "assistant", "content": None,
+                              "function_call": CALL["function"]},
+                             {"role": "function", "name": "lookup", "content": "shipped"},
+                             {"role": "assistant", "content": "Order 7 has shipped."}],
+    "parts and weight 0": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+                           {"role": "assistant", "content": "Hello!", "weight": 0},
+                           {"role": "user", "content": "Two plus two?"},
+                           {"role": "assistant", "content": [{"type": "text", "text": "Four."}]}],
+}
+
+
+@pytest.mark.parametrize("conversation", sorted(COUNTED))
+@pytest.mark.parametrize("name", sorted(TEMPLATES) + ["tool-calls"])
+def test_token_counts_are_exactly_what_the_mask_trains(base_tokenizer, name, conversation):
+    """The estimate's counter and the training mask render a conversation one way."""
+    from strop.data.tokens import TokenCounter
+
+    template = TOOL_TEMPLATE if name == "tool-calls" else TEMPLATES[name][0]
+    tokenizer = tokenizer_with(base_tokenizer, template)
+    messages = [m for m in COUNTED[conversation] if name != "mistral" or m["role"] != "system"]
+    tokens = tokenize_chat(tokenizer, messages)
+    (count,) = TokenCounter(tokenizer).count([{"messages": messages}], "chat")
+    assert (count.total, count.trained) == (len(tokens), sum(tokens.trained))
+    assert count.prompt == count.total - count.trained
+
+
+def test_tool_calls_train_in_the_templates_own_markup_where_it_has_one(base_tokenizer):
+    tokenizer = tokenizer_with(base_tokenizer, TOOL_TEMPLATE)
+    runs = trained_runs(tokenize_chat(tokenizer, COUNTED["tool calls"]))
+    assert [tokenizer.decode(r) for r in runs] == [
+        '<tool_call>lookup {"id": 7}</tool_call><|im_end|>', "Order 7 has shipped.<|im_end|>"]
+
+
+def test_a_legacy_function_call_trains_like_a_tool_call(base_tokenizer):
+    tokenizer = tokenizer_with(base_tokenizer, CHATML_TEMPLATE)
+    runs = trained_runs(tokenize_chat(tokenizer, COUNTED["legacy function_call"]))
+    assert tokenizer.decode(runs[0]) == '[{"name": "lookup", "arguments": "{\\"id\\": 7}"}]<|im_end|>'
+
+
+@pytest.mark.parametrize("name", ["chatml-smollm2", "mistral"])
+def test_preference_counts_are_the_two_sequences_dpo_trains(base_tokenizer, name):
+    from strop.data.tokens import TokenCounter
+    from strop.train.records import tokenize_records
+
+    tokenizer = tokenizer_with(base_tokenizer, TEMPLATES[name][0])
+    record = {"input": {"messages": [{"role": "user", "content": "Ready?"},
+                                     {"role": "assistant", "content": "Almost."},
+                                     {"role": "user", "content": "Now?"}]},
+              # both spellings: a list of messages, and the older plain string
+              "preferred_output": [{"role": "assistant", "content": "Yes, ready."}],
+              "non_preferred_completion": "No."}
+    (pair,) = tokenize_records([record], tokenizer, "dpo", "prefs.jsonl")
+    (count,) = TokenCounter(tokenizer).count([record], "preference")
+    assert count.total == len(pair.chosen) + len(pair.rejected)
+    assert count.trained == sum(pair.chosen.trained) + sum(pair.rejected.trained)

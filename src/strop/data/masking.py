@@ -1,5 +1,9 @@
 """Which tokens carry loss: assistant spans of a chat, the completion of a prompt/completion pair.
 
+This is what training trains on and what the token counts (tokens.py) count, so it lives with the
+data: `template_messages` is the one rendering of a conversation (content parts joined, tool
+calls as the template writes them or, where it cannot, as JSON in the content) that both use.
+
 Chat templates rarely mark the assistant's part (`{% generation %}` is uncommon), so the spans
 are found by rendering prefixes: the text a template adds for assistant message i is
 render(messages[:i+1]) minus render(messages[:i], add_generation_prompt=True). That works for
@@ -14,7 +18,10 @@ make one example predict another's first token.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from strop.data.messages import content_text
 
 
 @dataclass
@@ -33,7 +40,8 @@ class TemplateError(ValueError):
     """A conversation the chat template cannot render in a way spans can be found in."""
 
 
-def _render(tokenizer, messages: list[dict], tools, add_generation_prompt: bool) -> str:
+def render(tokenizer, messages: list[dict], tools=None, add_generation_prompt: bool = False) -> str:
+    """The chat template's text for template-ready messages (see template_messages)."""
     kwargs = {"tools": tools} if tools else {}
     return tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
@@ -42,14 +50,14 @@ def _render(tokenizer, messages: list[dict], tools, add_generation_prompt: bool)
 
 def assistant_spans(tokenizer, messages: list[dict], tools=None) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its trained assistant turns."""
-    full = _render(tokenizer, messages, tools, add_generation_prompt=False)
+    full = render(tokenizer, messages, tools, add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
     cursor = 0
     for index, message in enumerate(messages):
         if message.get("role") != "assistant" or message.get("weight", 1) == 0:
             continue
-        before = _render(tokenizer, messages[:index], tools, add_generation_prompt=True)
-        through = _render(tokenizer, messages[: index + 1], tools, add_generation_prompt=False)
+        before = render(tokenizer, messages[:index], tools, add_generation_prompt=True)
+        through = render(tokenizer, messages[: index + 1], tools, add_generation_prompt=False)
         if not through.startswith(before):
             # Some templates render the generation prompt differently from a finished turn
             # (e.g. a trailing space); fall back to the longest common prefix.
@@ -73,27 +81,31 @@ def assistant_spans(tokenizer, messages: list[dict], tools=None) -> tuple[str, l
     return full, spans
 
 
-def plain_messages(tokenizer, messages: list[dict]) -> list[dict]:
-    """String content for every message (OpenAI allows lists of text parts). Tool calls stay
-    as they are for templates that render them; for templates that do not, they are written
+def renders_tool_calls(tokenizer) -> bool:
+    """Whether the chat template writes assistant tool calls itself (Qwen, Llama 3.1, ...)."""
+    return "tool_calls" in (getattr(tokenizer, "chat_template", None) or "")
+
+
+def template_messages(tokenizer, messages: list[dict]) -> list[dict]:
+    """The messages as the chat template gets them: string content for every message (OpenAI
+    allows lists of text parts), a legacy `function_call` as the one tool call it is, and tool
+    calls kept for templates that render them; for templates that do not, they are written
     into the content as JSON, so the model still learns to produce them."""
-    import json
-
-    from strop.data.formats import content_text
-
-    renders_calls = "tool_calls" in (tokenizer.chat_template or "")
-    plain = []
+    renders_calls = renders_tool_calls(tokenizer)
+    prepared = []
     for message in messages:
         message = dict(message, content=content_text(message.get("content")))
+        if message.get("function_call"):
+            message["tool_calls"] = [{"type": "function", "function": message.pop("function_call")}]
         if message.get("tool_calls") and not renders_calls:
             calls = json.dumps([c.get("function", c) for c in message.pop("tool_calls")])
             message["content"] = (message["content"] + "\n" + calls).strip()
-        plain.append(message)
-    return plain
+        prepared.append(message)
+    return prepared
 
 
 def tokenize_chat(tokenizer, messages: list[dict], tools=None) -> Tokenized:
-    text, spans = assistant_spans(tokenizer, plain_messages(tokenizer, messages), tools)
+    text, spans = assistant_spans(tokenizer, template_messages(tokenizer, messages), tools)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     trained = []
     for start, _end in encoded["offset_mapping"]:
