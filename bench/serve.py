@@ -52,7 +52,7 @@ SERVER = """
 import sys, uvicorn
 from strop.server import create_app
 from strop.settings import Settings
-uvicorn.run(create_app(Settings.load(), run_worker=False), host="127.0.0.1", port=int(sys.argv[1]),
+uvicorn.run(create_app(Settings.load()), host="127.0.0.1", port=int(sys.argv[1]),
             log_level="warning", access_log=False)
 """
 

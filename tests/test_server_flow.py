@@ -29,7 +29,7 @@ def settings(strop_home, database_url, request):
 
 @pytest.fixture
 def base_url(settings):
-    with serving(create_app(settings, run_worker=True)) as url:
+    with serving(create_app(settings, workers=1)) as url:
         yield url
 
 

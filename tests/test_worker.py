@@ -17,7 +17,7 @@ from strop.settings import Settings
 from strop.store import Store, access
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, write_blob
-from strop.store.tables import Checkpoint, Event, Job, JobAttempt
+from strop.store.tables import Checkpoint, Event, Job, JobAttempt, TunedModel
 from strop.worker import Worker
 
 
@@ -193,3 +193,40 @@ def test_a_worker_shutting_down_checkpoints_and_requeues_its_job(settings, store
     assert finished.status == "succeeded", finished.error
     assert _metric_steps(store, job_id)[-(TOTAL_STEPS - step):] == list(range(step + 1,
                                                                               TOTAL_STEPS + 1))
+
+
+def test_twelve_jobs_on_three_worker_processes_each_run_exactly_once(settings, store, tmp_path,
+                                                                     tiny_model_dir):
+    from dataclasses import replace
+
+    from strop.settings import EvaluationSettings
+    from strop.worker.pool import WorkerPool
+
+    jobs = [_queue_job(settings, store, tmp_path, tiny_model_dir, epochs=1, batch_size=4)
+            for _ in range(12)]
+    quick = replace(settings, evaluation=EvaluationSettings(after_training=False))
+    pool = WorkerPool(quick, 3).start()
+    try:
+        def all_finished():
+            assert all(process.poll() is None for process in pool.processes)
+            with store.session() as session:
+                statuses = session.scalars(select(Job.status).where(Job.id.in_(jobs))).all()
+            return all(status in ("succeeded", "failed") for status in statuses)
+        wait_for(all_finished, timeout=600, interval=0.5)
+    finally:
+        pool.stop()
+    with store.session() as session:
+        for job_id in jobs:
+            job = session.scalar(select(Job).where(Job.id == job_id))
+            assert job.status == "succeeded", job.error
+            started = session.scalars(select(Event.id).where(
+                Event.job_id == job_id, Event.message == "Fine-tuning job started")).all()
+            attempts = session.scalars(select(JobAttempt).where(
+                JobAttempt.job_id == job_id)).all()
+            models = session.scalars(select(TunedModel.name).where(
+                TunedModel.job_id == job_id, TunedModel.kind == "final")).all()
+            assert len(started) == 1 and len(attempts) == 1 and len(models) == 1
+            assert attempts[0].outcome == "succeeded" and job.trained_tokens > 0
+            assert (settings.jobs_dir / job_id / "adapter").is_dir()
+        workers = {row.worker_id for row in session.scalars(select(JobAttempt))}
+    assert len(workers) >= 2  # the work was shared, not run by one process alone

@@ -200,6 +200,20 @@ class Settings:
             home.chmod(0o700)  # a home made by an earlier release may be 755
         return cls(home=home, sources=sources, **values)
 
+    def environment(self) -> dict[str, str]:
+        """These settings as environment variables, so that a child process (a worker)
+        loads exactly them, whatever its own environment or config file says."""
+        variables = {"STROP_HOME": str(self.home)}
+        for section in SECTIONS:
+            for name, value in getattr(self, section).model_dump().items():
+                if value is None:
+                    continue
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                variables[variable_name(section, name)] = (
+                    str(value).lower() if isinstance(value, bool) else str(value))
+        return variables
+
     def effective(self) -> list[tuple[str, str, str]]:
         """(setting, value as printed, where it came from), secrets and passwords hidden."""
         rows = [("home", str(self.home), self.sources.get("home", "default")),

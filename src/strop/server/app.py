@@ -7,41 +7,38 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from strop.server import api_docs, chat, errors, files, jobs, models
 from strop.server.auth import open_mode
 from strop.server.limits import BodyLimit
 from strop.settings import Settings, keep_files_private
 from strop.store import Store, store_resolver
+from strop.worker.pool import WorkerPool
 
 log = logging.getLogger("strop.server")
-SHUTDOWN_GRACE_SECONDS = 60
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool = False,
+def create_app(settings: Settings | None = None, *, workers: int = 0,
                store: Store | None = None) -> FastAPI:
-    """The service. With `run_worker`, one worker thread runs jobs inside the same process."""
+    """The service; with `workers`, that many worker processes run jobs beside it (started
+    and stopped with the app, restarted if one dies)."""
     keep_files_private()
     settings = settings or Settings.load()
     store = store or Store(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        worker = thread = None
-        if run_worker:
-            from strop.worker import Worker
-
-            worker = Worker(settings, store)
-            thread = threading.Thread(target=worker.run_forever, name="strop-worker", daemon=True)
-            thread.start()
+        threading.Thread(target=files.finish_interrupted_uploads, args=(app.state,),
+                         name="strop-upload-recovery", daemon=True).start()
+        pool = WorkerPool(settings, workers).start() if workers else None
         try:
             yield
         finally:
-            if worker is not None:
+            if pool is not None:
                 # A running job checkpoints within one optimizer step and is re-queued; one
                 # killed before that is recovered from its last checkpoint on the next start.
-                worker.stop()
-                thread.join(timeout=SHUTDOWN_GRACE_SECONDS)
+                await run_in_threadpool(pool.stop)
 
     # The API description is served by api_docs, behind the same authentication as the API.
     app = FastAPI(title="strop", version="0.1.0", lifespan=lifespan,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
@@ -17,12 +18,13 @@ from strop.server.errors import APIError, not_found
 from strop.server.objects import cursor_page, file_object
 from strop.store import CursorNotFound
 from strop.store.files import (UploadTooLarge, add_file, blob_path, delete_file, file_row, get_file,
-                               write_blob)
+                               remove_partial_uploads, write_blob)
 from strop.store.paging import page
-from strop.store.tables import StoredFile
+from strop.store.tables import Organization, StoredFile
 from strop.store.validation import check_training_file, file_error, report_summary
 
 router = APIRouter(route_class=JSONRoute)
+log = logging.getLogger("strop.server")
 UPLOAD_PURPOSES = ("fine-tune",)
 
 
@@ -62,7 +64,8 @@ async def upload(request: Request, background: BackgroundTasks, who: Caller = De
         "file.uploaded", actor=who.actor, organization=who.organization_name,
         objects={"file": row.id}, hashes={"file": f"sha256:{sha}"},
         details={"filename": filename, "bytes": size, "purpose": purpose})
-    background.add_task(process_upload, request.app.state, row.id, who)
+    background.add_task(process_upload, request.app.state, row.id, who.actor,
+                        who.organization_name)
     return body
 
 
@@ -72,7 +75,7 @@ def _drop_unreferenced_blob(request: Request, sha: str) -> None:
             blob_path(request.app.state.settings.files_dir, sha).unlink(missing_ok=True)
 
 
-def process_upload(state, file_id: str, who: Caller) -> None:
+def process_upload(state, file_id: str, actor: str, organization: str | None) -> None:
     """Validate an upload with the data toolkit and record the verdict on the file."""
     store, settings = state.store, state.settings
     with store.session() as session:
@@ -93,11 +96,26 @@ def process_upload(state, file_id: str, who: Caller) -> None:
         row.validation = summary
         row.status = "error" if error else "processed"
         row.status_details = error["message"] if error else None
-    state.audit.append("file.validated", actor=who.actor, organization=who.organization_name,
+    state.audit.append("file.validated", actor=actor, organization=organization,
                        objects={"file": file_id}, hashes={"file": f"sha256:{row.sha256}"},
                        details={"ok": error is None, "error": error,
                                 "format": (summary or {}).get("format"),
                                 "n_examples": (summary or {}).get("n_examples")})
+
+
+def finish_interrupted_uploads(state) -> list[str]:
+    """After a crash: check again every file whose check never finished (it would stay
+    `uploaded` forever), and remove partial uploads nobody is writing any more."""
+    remove_partial_uploads(state.settings.files_dir)
+    with state.store.read() as session:
+        waiting = session.execute(
+            select(StoredFile.id, Organization.name)
+            .outerjoin(Organization, Organization.id == StoredFile.organization_id)
+            .where(StoredFile.status == "uploaded").order_by(StoredFile.seq)).all()
+    for file_id, organization in waiting:
+        log.warning("file %s was never checked (interrupted); checking it now", file_id)
+        process_upload(state, file_id, "server", organization)
+    return [file_id for file_id, _ in waiting]
 
 
 @router.get("/files")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +43,8 @@ def write_blob(files_dir: Path, source: BinaryIO, limit: int) -> tuple[str, int]
                     raise UploadTooLarge(limit)
                 digest.update(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # acknowledged means on disk, even if the machine stops
         sha = digest.hexdigest()
         target = blob_path(files_dir, sha)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +53,24 @@ def write_blob(files_dir: Path, source: BinaryIO, limit: int) -> tuple[str, int]
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+PARTIAL_UPLOAD_STALE_SECONDS = 600  # a live upload writes far more often than this
+
+
+def remove_partial_uploads(files_dir: Path) -> list[Path]:
+    """Remove `.upload-*` files a killed process left behind (not ones still being written,
+    by this or another server sharing the file store)."""
+    removed = []
+    cutoff = time.time() - PARTIAL_UPLOAD_STALE_SECONDS
+    for partial in files_dir.glob(".upload-*") if files_dir.is_dir() else ():
+        try:
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink()
+                removed.append(partial)
+        except FileNotFoundError:
+            pass  # finished or removed meanwhile
+    return removed
 
 
 def add_file(session: Session, *, organization_id: str, filename: str, purpose: str,

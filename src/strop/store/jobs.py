@@ -184,11 +184,18 @@ def _stop(session: Session, job: Job, request: str) -> None:
 def claim_next(session: Session, worker_id: str) -> Job | None:
     """Atomically take the oldest job waiting for a worker; None when there is none.
 
-    The conditional UPDATE is the lock: of two workers racing for a row only one sees
-    rowcount 1, on SQLite and PostgreSQL alike."""
-    candidates = session.scalars(
-        select(Job.id).where(Job.status.in_(("validating_files", "queued")),
-                             Job.worker_id.is_(None)).order_by(Job.seq).limit(5)).all()
+    The claim is a lease: the worker's id and a heartbeat it keeps fresh (a stale one is
+    recovered by another worker). The conditional UPDATE is the lock: of two workers racing
+    for a row only one sees rowcount 1. On PostgreSQL the candidates are read with FOR UPDATE
+    SKIP LOCKED, so workers claiming at once each take a different job instead of queueing
+    on the first one's row lock."""
+    waiting = (select(Job.id).where(Job.status.in_(("validating_files", "queued")),
+                                    Job.worker_id.is_(None)).order_by(Job.seq))
+    if session.get_bind().dialect.name == "postgresql":
+        waiting = waiting.limit(1).with_for_update(skip_locked=True)
+    else:
+        waiting = waiting.limit(5)
+    candidates = session.scalars(waiting).all()
     for candidate in candidates:
         claimed = session.execute(
             update(Job).where(Job.id == candidate, Job.worker_id.is_(None),
