@@ -91,19 +91,13 @@ def audit_log(strop_home):
 
 
 POSTGRES_ADMIN_URL = os.environ.get("STROP_TEST_POSTGRES_URL")
+NO_POSTGRES = ("no PostgreSQL: set STROP_TEST_POSTGRES_URL to a role that may create databases "
+               "(bash .ci/run starts one)")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, strop_home):
-    """Each test that takes this runs on SQLite in its STROP_HOME and on a database of its own
-    in the PostgreSQL that `bash .ci/run` starts (skipped, saying so, where there is none)."""
-    if request.param == "sqlite":
-        strop_home.mkdir(parents=True, exist_ok=True)
-        yield f"sqlite:///{strop_home / 'strop.db'}"
-        return
-    if not POSTGRES_ADMIN_URL:
-        pytest.skip("no PostgreSQL: set STROP_TEST_POSTGRES_URL to a role that may create "
-                    "databases (bash .ci/run starts one)")
+@contextmanager
+def postgres_database():
+    """A new, empty PostgreSQL database for one test; its URL; dropped afterwards."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -120,3 +114,25 @@ def database_url(request, strop_home):
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, strop_home):
+    """Each test that takes this runs on SQLite in its STROP_HOME and on a database of its own
+    in the PostgreSQL that `bash .ci/run` starts (skipped, saying so, where there is none)."""
+    if request.param == "sqlite":
+        strop_home.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{strop_home / 'strop.db'}"
+        return
+    if not POSTGRES_ADMIN_URL:
+        pytest.skip(NO_POSTGRES)
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url():
+    if not POSTGRES_ADMIN_URL:
+        pytest.skip(NO_POSTGRES)
+    with postgres_database() as url:
+        yield url

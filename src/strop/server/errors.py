@@ -7,13 +7,15 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("strop.server")
 
 TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
          404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",
-         422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error"}
+         422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
+         503: "server_error"}
 
 
 class APIError(Exception):
@@ -68,6 +70,16 @@ def install(app: FastAPI) -> None:
             return _response(405, f"Method {request.method} not allowed for {request.url.path}.",
                              code="method_not_allowed")
         return _response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(request: Request, exc: Exception):
+        # The database went away (restarted, network cut): say so with a status the client
+        # retries, and keep serving; the pool reconnects once it is back.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0])
+        return _response(503, "The database is unavailable right now; try again shortly.",
+                         code="database_unavailable")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import threading
+import time
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from strop.store.schema import ensure_current
+
+log = logging.getLogger("strop.store")
+T = TypeVar("T")
+
+
+# What SQLAlchemy raises when the database cannot be reached (restarted, network cut).
+UNREACHABLE = (OperationalError, InterfaceError)
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+
+
+def when_reachable(write: Callable[[], T], give_up: threading.Event | None = None) -> T:
+    """`write()`, retried while the database is unreachable, so that work in progress (a
+    training run's events, a job's outcome) waits for the database instead of failing for it.
+    Raises the last error once `give_up` is set."""
+    for attempt in itertools.count():
+        try:
+            return write()
+        except UNREACHABLE as exc:
+            if give_up is not None and give_up.is_set():
+                raise
+            delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+            log.warning("database unreachable (%s); retrying in %s s",
+                        str(exc).splitlines()[0], delay)
+            time.sleep(delay)
 
 
 class StoreUnavailable(RuntimeError):

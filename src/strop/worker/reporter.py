@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from strop.store import Store, ids
+from strop.store.db import UNREACHABLE, when_reachable
 from strop.store import jobs as job_queries
 from strop.store.tables import Job
 
@@ -28,7 +29,10 @@ def _number(value):
 
 
 class JobReporter:
-    """Implements strop.train.TrainCallback for one job; called from the training thread."""
+    """Implements strop.train.TrainCallback for one job; called from the training thread.
+
+    While the database is unreachable its writes wait and retry (the run pauses at its next
+    event rather than failing), and stop requests are read again once it is back."""
 
     def __init__(self, store: Store, job_id: str, worker_id: str, organization_name: str,
                  shutting_down: threading.Event | None = None):
@@ -43,12 +47,19 @@ class JobReporter:
         self._lock = threading.Lock()
         self.shutting_down = shutting_down or threading.Event()
 
+    def _write(self, write) -> None:
+        def in_a_transaction():
+            with self.store.session() as session:
+                write(session)
+        when_reachable(in_a_transaction, self.shutting_down)
+
     def on_event(self, level, message, data=None) -> None:
-        with self.store.session() as session:
+        def write(session):
             job_queries.add_event(session, self.job_id, message, level=LEVELS.get(level, "info"),
                                   data=data)
             if data and isinstance(data.get("hyperparameters"), dict):
                 self._record_resolved(session, data["hyperparameters"])
+        self._write(write)
 
     def _record_resolved(self, session, resolved: dict) -> None:
         """Replace "auto" in the job's hyperparameters with what training chose, as OpenAI does."""
@@ -82,20 +93,22 @@ class JobReporter:
             elif step > self.first_step:
                 per_step = (time.monotonic() - self.started) / (step - self.first_step)
                 values["estimated_finish"] = ids.now() + int(per_step * (int(total) - step)) + 1
-        with self.store.session() as session:
+        def write(session):
             job_queries.add_event(session, self.job_id, message, type="metrics", data=data)
             session.execute(update(Job).where(Job.id == self.job_id,
                                               Job.worker_id == self.worker_id).values(**values))
+        self._write(write)
 
     def on_checkpoint(self, step: int, path: Path, metrics: dict) -> None:
         clean = {key: _number(metrics.get(key)) for key in CHECKPOINT_METRIC_KEYS if key != "step"}
         clean["step"] = float(step)
-        with self.store.session() as session:
+        def write(session):
             job = session.scalar(select(Job).where(Job.id == self.job_id))
             job_queries.add_checkpoint(session, job, self.organization_name, step, Path(path), clean)
             job_queries.forget_rotated_checkpoints(session, self.job_id)
             job_queries.add_event(session, self.job_id, f"Checkpoint created at step {step}",
                                   data={"step": step})
+        self._write(write)
 
     def should_stop(self):
         if self.shutting_down.is_set():
@@ -105,9 +118,13 @@ class JobReporter:
         with self._lock:
             if now - self._stop_checked_at >= STOP_POLL_SECONDS:
                 self._stop_checked_at = now
-                with self.store.read() as session:
-                    request, holder = session.execute(
-                        select(Job.stop_request, Job.worker_id).where(Job.id == self.job_id)).one()
+                try:
+                    with self.store.read() as session:
+                        request, holder = session.execute(
+                            select(Job.stop_request, Job.worker_id)
+                            .where(Job.id == self.job_id)).one()
+                except UNREACHABLE:
+                    return self._stop  # asked again once the database is back
                 # A job taken from this worker (recovered elsewhere) must stop, and not as a
                 # success: "cancel" ends the run without registering anything.
                 self._stop = request if holder == self.worker_id else "cancel"

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from strop.audit import AuditLog
 from strop.settings import Settings
 from strop.store import Store, ids
+from strop.store.db import UNREACHABLE, when_reachable
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, blob_path, write_blob
 from strop.store.job_states import FINISHED, move
@@ -96,14 +97,14 @@ class Worker:
     # -- recovery -------------------------------------------------------------------------
 
     def recover_stale(self) -> list[str]:
-        """Release jobs whose worker died; returns the ids recovered."""
+        """Release jobs whose worker died; returns the ids recovered. Called between jobs, so a
+        job this worker still holds was orphaned too (the database went away mid-job)."""
         deadline = time.time() - self.settings.worker.stale_after_seconds
         recovered = []
         with self.store.session() as session:
-            held = session.scalars(select(Job).where(Job.worker_id.is_not(None),
-                                                     Job.worker_id != self.worker_id))
-            for job in held:
-                if not (_holder_is_dead(job.worker_id) or (job.heartbeat_at or 0) < deadline):
+            for job in session.scalars(select(Job).where(Job.worker_id.is_not(None))):
+                if not (job.worker_id == self.worker_id or _holder_is_dead(job.worker_id)
+                        or (job.heartbeat_at or 0) < deadline):
                     continue
                 self._recover(session, job)
                 recovered.append(job.id)
@@ -146,8 +147,10 @@ class Worker:
                 return
             result = self._train(job_id)
         except JobFailure as failure:
-            self._finish_failed(job_id, failure.error)
+            when_reachable(lambda: self._finish_failed(job_id, failure.error), self.stopping)
             return
+        except UNREACHABLE:
+            raise  # not the job's fault: it is taken up again once the database is back
         except Exception as exc:
             log.exception("job %s failed", job_id)
             self._finish_failed(job_id, {
@@ -156,7 +159,7 @@ class Worker:
                 "param": None})
             return
         if result is not None:
-            self._finish(job_id, result)
+            when_reachable(lambda: self._finish(job_id, result), self.stopping)
             if result.status == "succeeded":
                 self._evaluate(job_id, Path(result.output_dir).parent)
 
@@ -264,10 +267,13 @@ class Worker:
         thread.start()
         while thread.is_alive():
             thread.join(self.settings.worker.heartbeat_seconds)
-            with self.store.session() as session:
-                session.execute(update(Job).where(Job.id == job_id,
-                                                  Job.worker_id == self.worker_id)
-                                .values(heartbeat_at=time.time()))
+            try:
+                with self.store.session() as session:
+                    session.execute(update(Job).where(Job.id == job_id,
+                                                      Job.worker_id == self.worker_id)
+                                    .values(heartbeat_at=time.time()))
+            except UNREACHABLE:
+                log.warning("job %s: heartbeat not recorded, the database is unreachable", job_id)
         if "error" in outcome:
             error = outcome["error"]
             if isinstance(error, TrainingError):
