@@ -14,7 +14,8 @@ from strop.settings import SECTIONS, Settings, SettingsError, reference, variabl
 
 # A valid value that differs from the default, per field, as the environment would spell it.
 NON_DEFAULTS = {
-    "database.url": "sqlite:////tmp/elsewhere.db", "server.host": "0.0.0.0",
+    "database.url": "sqlite:////tmp/elsewhere.db", "storage.root": "/tmp/strop-shared",
+    "server.host": "0.0.0.0",
     "server.port": "9123", "server.max_upload_bytes": "1234", "server.max_request_bytes": "4321",
     "worker.poll_seconds": "0.25", "worker.heartbeat_seconds": "2.5",
     "worker.stale_after_seconds": "30", "worker.max_attempts": "7",
@@ -47,7 +48,8 @@ def test_every_setting_can_be_set_by_environment_and_by_file(dotted, strop_home,
     assert from_env.sources[dotted] == f"env {variable_name(section, name)}"
     monkeypatch.delenv(variable_name(section, name))
     typed = _value(from_env, dotted)
-    literal = json.dumps(typed) if not isinstance(typed, bool) else str(typed).lower()
+    literal = (str(typed).lower() if isinstance(typed, bool)
+               else json.dumps(str(typed) if isinstance(typed, Path) else typed))
     (strop_home / "config.toml").write_text(f"[{section}]\n{name} = {literal}\n")
     from_file = Settings.load()
     assert _value(from_file, dotted) == typed
@@ -74,6 +76,15 @@ def test_home_argument_moves_everything_strop_writes(tmp_path, monkeypatch):
                Path(settings.database_url.removeprefix("sqlite:///"))]
     assert all(path.is_relative_to(home) for path in written), written
     assert settings.sources["home"] == "argument"
+
+
+def test_a_storage_root_holds_what_several_machines_share(tmp_path):
+    settings = Settings.load(home=tmp_path / "home", storage={"root": tmp_path / "shared"})
+    shared = [settings.files_dir, settings.jobs_dir, settings.audit_log.path]
+    local = [settings.models_dir, settings.calibration_path,
+             Path(settings.database_url.removeprefix("sqlite:///"))]
+    assert all(path.is_relative_to(tmp_path / "shared") for path in shared)
+    assert all(path.is_relative_to(tmp_path / "home") for path in local)
 
 
 def test_a_server_built_on_settings_audits_under_their_home(tmp_path, monkeypatch):

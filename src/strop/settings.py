@@ -50,6 +50,13 @@ class DatabaseSettings(_Section):
                           "unset: sqlite:///HOME/strop.db (WAL mode)")
 
 
+class StorageSettings(_Section):
+    root: Path | None = Field(
+        None, description="where uploads (files/), job outputs and checkpoints (jobs/) and the "
+                          "audit log (audit/) live; a folder every API and worker machine "
+                          "mounts when there are several (unset: HOME)")
+
+
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="address `strop serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `strop serve` binds")
@@ -97,7 +104,7 @@ class AuditSettings(_Section):
 
 
 SECTIONS: dict[str, type[_Section]] = {
-    "database": DatabaseSettings, "server": ServerSettings, "worker": WorkerSettings,
+    "database": DatabaseSettings, "storage": StorageSettings, "server": ServerSettings, "worker": WorkerSettings,
     "serving": ServingSettings, "evaluation": EvaluationSettings, "audit": AuditSettings,
 }
 
@@ -116,6 +123,7 @@ def variable_name(section: str, name: str) -> str:
 class Settings:
     home: Path
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
@@ -129,12 +137,16 @@ class Settings:
         return self.database.url or f"sqlite:///{self.home / 'strop.db'}"
 
     @property
+    def storage_root(self) -> Path:
+        return self.storage.root.expanduser() if self.storage.root else self.home
+
+    @property
     def files_dir(self) -> Path:
-        return self.home / "files"
+        return self.storage_root / "files"
 
     @property
     def jobs_dir(self) -> Path:
-        return self.home / "jobs"
+        return self.storage_root / "jobs"
 
     @property
     def models_dir(self) -> Path:
@@ -150,7 +162,7 @@ class Settings:
         from strop.audit.log import AuditLog
 
         key = self.audit.key.get_secret_value() if self.audit.key else None
-        return AuditLog(self.home / "audit" / "log.jsonl", key=key)
+        return AuditLog(self.storage_root / "audit" / "log.jsonl", key=key)
 
     @classmethod
     def load(cls, home: Path | str | None = None, **sections: dict) -> "Settings":
