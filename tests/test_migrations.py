@@ -55,8 +55,10 @@ def test_a_database_of_the_previous_release_is_refused_then_upgraded(strop_home)
     with store.engine.connect() as connection:
         job = connection.execute(text("SELECT id, suffix, status FROM jobs")).one()
         attempts = connection.execute(text("SELECT count(*) FROM job_attempts")).scalar()
+        blobs = connection.execute(text("SELECT sha256, refs FROM blobs")).all()
     assert job.id.startswith("ftjob-") and (job.suffix, job.status) == ("old", "validating_files")
     assert attempts == 0
+    assert [tuple(row) for row in blobs] == [("ab" * 32, 1)]  # the stored file's bytes, counted
     again = CliRunner().invoke(app, ["db", "upgrade"])
     assert "nothing to do" in again.output
 

@@ -13,7 +13,7 @@ from strop.serving.resolver import ModelNotFoundError
 from strop.settings import Settings, SettingsError
 from strop.store import CursorNotFound, Store, access, resolve_served_model
 from strop.store import jobs as job_queries
-from strop.store.tables import ApiKey, Job, TunedModel
+from strop.store.tables import ApiKey, Job, StoredFile, TunedModel
 
 
 @pytest.fixture
@@ -151,3 +151,54 @@ def test_database_url_setting_selects_the_database(strop_home, monkeypatch, tmp_
     settings = Settings.load()
     Store(settings.database_url)
     assert (tmp_path / "elsewhere.db").is_file()
+
+
+def test_deleting_and_uploading_the_same_bytes_at_once_never_loses_them(store, tmp_path):
+    """Two organisations upload and delete the same bytes over and over, at once: right after
+    each upload is committed its bytes are on disk (a delete that counted references before
+    the other upload's row existed would have removed them)."""
+    import io
+    import threading
+
+    from strop.store.files import add_file, blob_path, delete_file, get_file, receive_blob
+
+    files_dir = tmp_path / "files"
+    content = b'{"text": "the same bytes"}\n'
+    with store.session() as session:
+        first = access.organization(session, "first", create=True).id
+        second = access.organization(session, "second", create=True).id
+
+    def upload(organization_id):
+        blob = receive_blob(files_dir, io.BytesIO(content), limit=1 << 20)
+        with store.session() as session:
+            return add_file(session, files_dir, blob, organization_id=organization_id,
+                            filename="a.jsonl", purpose="fine-tune")
+
+    problems = []
+    done = threading.Event()
+
+    def churn():
+        try:
+            while not done.is_set():
+                row = upload(first)
+                with store.session() as session:
+                    delete_file(session, files_dir, get_file(session, row.id, first))
+        except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
+            problems.append(repr(exc))
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(300):
+            row = upload(second)
+            if not blob_path(files_dir, row.sha256).is_file():
+                problems.append(f"{row.id}: committed without its bytes")
+            with store.session() as session:
+                delete_file(session, files_dir, get_file(session, row.id, second))
+    finally:
+        done.set()
+        thread.join()
+    assert problems == []
+    with store.session() as session:
+        assert session.query(StoredFile).count() == 0
+    assert not blob_path(files_dir, row.sha256).exists()  # the last reference took the bytes

@@ -16,7 +16,7 @@ from server_harness import chat_examples, wait_for, write_jsonl
 from strop.settings import Settings
 from strop.store import Store, access
 from strop.store import jobs as job_queries
-from strop.store.files import add_file, write_blob
+from strop.store.files import add_file, receive_blob
 from strop.store.tables import Checkpoint, Event, Job, JobAttempt, TunedModel
 from strop.worker import Worker
 
@@ -39,11 +39,11 @@ def store(settings):
 def _queue_job(settings, store, tmp_path, model, epochs: int, batch_size: int = 1) -> str:
     path = write_jsonl(tmp_path / "train.jsonl", chat_examples(12))
     with path.open("rb") as source:
-        sha, size = write_blob(settings.files_dir, source, settings.server.max_upload_bytes)
+        blob = receive_blob(settings.files_dir, source, settings.server.max_upload_bytes)
     with store.session() as session:
         organization = access.local_organization(session)
-        upload = add_file(session, organization_id=organization.id, filename=path.name,
-                          purpose="fine-tune", sha256=sha, size=size, status="processed")
+        upload = add_file(session, settings.files_dir, blob, organization_id=organization.id,
+                          filename=path.name, purpose="fine-tune", status="processed")
         job = job_queries.create_job(
             session, organization_id=organization.id, model=str(model), base_model=str(model),
             training_file=upload.id, validation_file=None, seed=1, suffix=None, metadata=None,

@@ -18,7 +18,7 @@ from strop.server.errors import APIError, not_found
 from strop.server.objects import cursor_page, file_object
 from strop.store import CursorNotFound
 from strop.store.files import (UploadTooLarge, add_file, blob_path, delete_file, file_row, get_file,
-                               remove_partial_uploads, write_blob)
+                               receive_blob, remove_partial_uploads)
 from strop.store.paging import page
 from strop.store.tables import Organization, StoredFile
 from strop.store.validation import check_training_file, file_error, report_summary
@@ -46,33 +46,30 @@ async def upload(request: Request, background: BackgroundTasks, who: Caller = De
                                 f"{', '.join(UPLOAD_PURPOSES)}.", param="purpose",
                            code="invalid_value")
         try:
-            sha, size = await run_in_threadpool(write_blob, settings.files_dir, upload.file,
-                                                settings.server.max_upload_bytes)
+            blob = await run_in_threadpool(receive_blob, settings.files_dir, upload.file,
+                                           settings.server.max_upload_bytes)
         except UploadTooLarge as exc:
             raise APIError(413, str(exc), param="file", code="file_too_large") from None
-        if size == 0:
-            _drop_unreferenced_blob(request, sha)
+        if blob.size == 0:
+            blob.discard()
             raise APIError(400, "The uploaded file is empty.", param="file", code="invalid_value")
         filename = (upload.filename or "upload.jsonl").rsplit("/", 1)[-1][:512]
     finally:
         await form.close()
-    with request.app.state.store.session() as session:
-        row = add_file(session, organization_id=who.organization_id, filename=filename,
-                       purpose=purpose, sha256=sha, size=size)
-        body = file_object(row)
+    try:
+        with request.app.state.store.session() as session:
+            row = add_file(session, settings.files_dir, blob, organization_id=who.organization_id,
+                           filename=filename, purpose=purpose)
+            body = file_object(row)
+    finally:
+        blob.discard()  # a no-op once the bytes are in place
     await request.app.state.audit.append_async(
         "file.uploaded", actor=who.actor, organization=who.organization_name,
-        objects={"file": row.id}, hashes={"file": f"sha256:{sha}"},
-        details={"filename": filename, "bytes": size, "purpose": purpose})
+        objects={"file": row.id}, hashes={"file": f"sha256:{blob.sha256}"},
+        details={"filename": filename, "bytes": blob.size, "purpose": purpose})
     background.add_task(process_upload, request.app.state, row.id, who.actor,
                         who.organization_name)
     return body
-
-
-def _drop_unreferenced_blob(request: Request, sha: str) -> None:
-    with request.app.state.store.session() as session:
-        if session.scalar(select(StoredFile.id).where(StoredFile.sha256 == sha).limit(1)) is None:
-            blob_path(request.app.state.settings.files_dir, sha).unlink(missing_ok=True)
 
 
 def process_upload(state, file_id: str, actor: str, organization: str | None) -> None:

@@ -6,14 +6,17 @@ import hashlib
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from strop.store import ids
-from strop.store.tables import StoredFile, row_columns
+from strop.store.tables import Blob, StoredFile, row_columns
 
 CHUNK = 1024 * 1024
 
@@ -29,8 +32,22 @@ def blob_path(files_dir: Path, sha256: str) -> Path:
     return files_dir / sha256[:2] / sha256
 
 
-def write_blob(files_dir: Path, source: BinaryIO, limit: int) -> tuple[str, int]:
-    """Copy `source` into the blob store; (sha256, size). Over `limit`, nothing is kept."""
+@dataclass
+class ReceivedBlob:
+    """Bytes received into a temporary file of the blob store, not yet any file's content:
+    `add_file` puts them in place, `discard` drops them."""
+
+    temporary: Path
+    sha256: str
+    size: int
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
+def receive_blob(files_dir: Path, source: BinaryIO, limit: int) -> ReceivedBlob:
+    """Copy `source` into a temporary file of the blob store, on disk (fsynced) when this
+    returns. Over `limit`, nothing is kept."""
     files_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
@@ -45,14 +62,26 @@ def write_blob(files_dir: Path, source: BinaryIO, limit: int) -> tuple[str, int]
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())  # acknowledged means on disk, even if the machine stops
-        sha = digest.hexdigest()
-        target = blob_path(files_dir, sha)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temporary, target)  # same content, same name: a re-upload changes nothing
-        return sha, size
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return ReceivedBlob(Path(temporary), digest.hexdigest(), size)
+
+
+def _count_reference(session: Session, sha256: str, change: int) -> int:
+    """Add `change` to the blob's reference count and return the new count. The statement
+    locks the blob's row (PostgreSQL) or the database (SQLite) until the transaction ends, so
+    an upload placing these bytes and a delete removing them never interleave."""
+    dialect = session.get_bind().dialect.name
+    if change > 0:
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(Blob).values(sha256=sha256, refs=change)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=[Blob.sha256], set_={"refs": Blob.refs + change}))
+    else:
+        session.execute(update(Blob).where(Blob.sha256 == sha256)
+                        .values(refs=Blob.refs + change))
+    return session.scalar(select(Blob.refs).where(Blob.sha256 == sha256)) or 0
 
 
 PARTIAL_UPLOAD_STALE_SECONDS = 600  # a live upload writes far more often than this
@@ -73,11 +102,16 @@ def remove_partial_uploads(files_dir: Path) -> list[Path]:
     return removed
 
 
-def add_file(session: Session, *, organization_id: str, filename: str, purpose: str,
-             sha256: str, size: int, status: str = "uploaded") -> StoredFile:
+def add_file(session: Session, files_dir: Path, blob: ReceivedBlob, *, organization_id: str,
+             filename: str, purpose: str, status: str = "uploaded") -> StoredFile:
+    """A file row for received bytes, and the bytes in place, in the caller's transaction."""
+    _count_reference(session, blob.sha256, +1)
+    target = blob_path(files_dir, blob.sha256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(blob.temporary, target)  # same content, same name: a re-upload changes nothing
     row = StoredFile(id=ids.file_id(), organization_id=organization_id, filename=filename,
-                     purpose=purpose, bytes=size, sha256=sha256, created_at=ids.now(),
-                     status=status)
+                     purpose=purpose, bytes=blob.size, sha256=blob.sha256,
+                     created_at=ids.now(), status=status)
     session.add(row)
     session.flush()
     return row
@@ -104,9 +138,10 @@ def file_row(session: Session | Connection, file_id: str, organization_id: str):
 
 
 def delete_file(session: Session, files_dir: Path, row: StoredFile) -> None:
-    """Drop the row; drop the bytes too when no other upload shares them."""
+    """Drop the row; drop the bytes too when no other file shares them (counted under the
+    blob's lock, so an upload of the same bytes in between keeps them)."""
     session.delete(row)
     session.flush()
-    shared = session.scalar(select(StoredFile.id).where(StoredFile.sha256 == row.sha256).limit(1))
-    if shared is None:
+    if _count_reference(session, row.sha256, -1) <= 0:
+        session.execute(delete(Blob).where(Blob.sha256 == row.sha256))
         blob_path(files_dir, row.sha256).unlink(missing_ok=True)

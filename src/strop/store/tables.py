@@ -49,6 +49,17 @@ class StoredFile(Base):
     validation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
+class Blob(Base):
+    """Content-addressed bytes under files/, and how many file rows name them: counted in the
+    same transaction that adds or deletes a row, so that bytes are removed only when no row
+    needs them."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    refs: Mapped[int] = mapped_column(Integer)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 

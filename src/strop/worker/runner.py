@@ -23,7 +23,7 @@ from strop.settings import Settings
 from strop.store import Store, ids
 from strop.store.db import UNREACHABLE, when_reachable
 from strop.store import jobs as job_queries
-from strop.store.files import add_file, blob_path, write_blob
+from strop.store.files import add_file, blob_path, receive_blob
 from strop.store.job_states import FINISHED, move
 from strop.store.tables import Job, JobAttempt, Organization, StoredFile, TunedModel
 from strop.store.validation import check_training_file, file_error, report_summary
@@ -342,10 +342,11 @@ class Worker:
         name = job_queries.fine_tuned_name(job, organization.name)
         now = ids.now()
         with open(result.metrics_csv, "rb") as source:
-            sha, size = write_blob(self.settings.files_dir, source, limit=2**62)
-        results = add_file(session, organization_id=job.organization_id,
-                           filename="step_metrics.csv", purpose="fine-tune-results", sha256=sha,
-                           size=size, status="processed")
+            blob = receive_blob(self.settings.files_dir, source, limit=2**62)
+        results = add_file(session, self.settings.files_dir, blob,
+                           organization_id=job.organization_id, filename="step_metrics.csv",
+                           purpose="fine-tune-results", status="processed")
+        sha = blob.sha256
         root_base = job.base_model
         session.add(TunedModel(name=name, organization_id=job.organization_id, job_id=job.id,
                                base_model=root_base, kind="final", step=result.steps,
