@@ -1,6 +1,6 @@
 """Benchmark of the data toolkit on realistic synthetic chat data.
 
-    python bench/data.py [--examples 100000] [--pii-examples 20000] [--model M]
+    python bench/data.py [--examples 100000] [--pii-examples 20000] [--model M] [--part check|pii]
 
 Generates support-desk conversations (shared system prompt, one to three turns, order numbers,
 dates and prices in the text, ~3% carrying personal data, ~2% exact and ~1% near duplicates) into
@@ -100,10 +100,8 @@ def main() -> None:
     parser.add_argument("--baseline-pii-examples", type=int, default=500,
                         help="examples for the naive Presidio baseline (slow)")
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--part", choices=("check", "pii", "all"), default="all")
     args = parser.parse_args()
-
-    from strop.data import clean_file, validate_file
-    from strop.data.tokenizer import load_tokenizer
 
     folder = Path(tempfile.mkdtemp(prefix="strop-bench-data-"))
     path = folder / "chat.jsonl"
@@ -111,8 +109,17 @@ def main() -> None:
     generate(path, args.examples)
     print(f"generated {args.examples:,} examples ({path.stat().st_size / 1e6:.1f} MB) in "
           f"{time.perf_counter() - started:.1f} s -> {path}")
-    tokenizer, context = load_tokenizer(args.model)
+    if args.part != "pii":
+        bench_check(args, path)
+    if args.part != "check":
+        bench_pii(args, folder, path)
 
+
+def bench_check(args, path: Path) -> None:
+    from strop.data import validate_file
+    from strop.data.tokenizer import load_tokenizer
+
+    tokenizer, context = load_tokenizer(args.model)
     started, cpu = time.perf_counter(), cpu_seconds()
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -137,6 +144,10 @@ def main() -> None:
     print(f"  (validation alone          {rate(args.examples, structure)})")
     print(f"  found: {exact:,} exact + {len(report.duplicates) - exact:,} near duplicates; "
           f"{stats['tokens']['total']:,} tokens ({'exact' if stats['exact'] else 'sampled on ' + format(stats['counted_examples'], ',') + ' examples'})")
+
+
+def bench_pii(args, folder: Path, path: Path) -> None:
+    from strop.data import clean_file
 
     subset = folder / "pii.jsonl"
     with open(path, encoding="utf-8") as source, open(subset, "w", encoding="utf-8") as target:

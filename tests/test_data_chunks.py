@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from contextlib import closing
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -93,3 +94,15 @@ def test_a_first_chunk_of_another_format_does_not_hide_duplicates(tmp_path, in_s
     assert report.format == "chat"
     found = {d["line"]: d["of_line"] for d in report.duplicates}
     assert {line: found.get(line) for line in planted} == planted
+
+
+def test_workers_stay_a_few_chunks_ahead_of_the_caller(tmp_path, in_small_chunks):
+    # chunks finished faster than they are taken would pile up in memory
+    path = tmp_path / "messy.jsonl"
+    _messy_file(path, random.Random(3))
+    taken = 0
+    with closing(chunks.FileChunks(path, 0.85)) as reader:
+        for _ in reader:
+            taken += 1
+            assert in_small_chunks.submitted <= taken + 2 * 2  # two workers, two chunks each
+    assert taken == len(chunks.line_aligned_chunks(path, chunks.CHUNK_BYTES)) > 20

@@ -17,6 +17,7 @@ import marshal
 import multiprocessing
 import os
 import sys
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,7 +36,6 @@ from strop.data.report import Finding
 # duplicate comparison, done in the calling process either way, dominate.
 PARALLEL_MIN_BYTES = 16 << 20
 CHUNK_BYTES = 1 << 20  # per worker task: ~1,000 chat examples, enough to keep both cores busy
-PROGRESS_EVERY = 10_000  # lines
 
 
 class ParsedLine(NamedTuple):
@@ -91,8 +91,7 @@ def parse_line(raw: RawLine) -> ParsedLine:
 
 
 def read_chunk(path: str | Path, start: int, stop: int, first_line: int,
-               near_threshold: float | None,
-               progress: Callable[[str, int, int], None] | None = None) -> Chunk:
+               near_threshold: float | None) -> Chunk:
     """The lines in bytes [start, stop) of `path`, the first numbered `first_line`;
     fingerprinted for duplicate detection unless `near_threshold` is None."""
     chunk = Chunk(ScanNotes(), [])
@@ -103,8 +102,6 @@ def read_chunk(path: str | Path, start: int, stop: int, first_line: int,
             chunk.lines.append(parsed)
             if near_threshold is not None and parsed.valid:
                 valid.append(parsed)
-            if progress and len(chunk.lines) % PROGRESS_EVERY == 0:
-                progress("validating", len(chunk.lines), 0)
         if near_threshold is not None:
             chunk.fingerprinted = np.array([line.line for line in valid], dtype=np.int64)
             chunk.fingerprints = _hasher(near_threshold).fingerprint(
@@ -118,40 +115,52 @@ def _hasher(near_threshold: float) -> MinHasher:
 
 
 class FileChunks:
-    """The chunks of a file in order: read here, or, for a large file whose duplicates are
-    wanted, by worker processes (one per core) that start on construction. Close it."""
+    """The chunks of a file in order, each ~CHUNK_BYTES of whole lines, so that no more than a
+    few chunks are ever held: read here, or, for a large file whose duplicates are wanted (the
+    expensive check), by worker processes (one per core) that start on construction and stay at
+    most a few chunks ahead of the caller. Close it."""
 
     def __init__(self, path: Path, near_threshold: float | None,
                  progress: Callable[[str, int, int], None] | None = None):
         self._path, self._near_threshold, self._progress = path, near_threshold, progress
         self._executor: ProcessPoolExecutor | None = None
-        self._futures: list[Future] = []
         if near_threshold is not None and _parallel_pays(path):
             self._executor = ProcessPoolExecutor(_cores(), multiprocessing.get_context("fork"))
-            self._futures = [
-                self._executor.submit(read_chunk, str(path), start, stop, first_line,
-                                      near_threshold)
-                for start, stop, first_line in line_aligned_chunks(path, CHUNK_BYTES)]
 
     def __iter__(self) -> Iterator[Chunk]:
+        parts = line_aligned_chunks(self._path, CHUNK_BYTES)
         if self._executor is None:
-            yield read_chunk(self._path, 0, self._path.stat().st_size, 1, self._near_threshold,
-                             self._progress)
+            lines = 0
+            for start, stop, first_line in parts:
+                chunk = read_chunk(self._path, start, stop, first_line, self._near_threshold)
+                lines += len(chunk.lines)
+                yield chunk
+                if self._progress:
+                    self._progress("validating", lines, 0)
             return
-        for done, future in enumerate(self._futures, start=1):
-            yield future.result()
+        total = len(parts)
+        # Submitted as the caller takes them: finished chunks waiting in memory for a slower
+        # caller would make a large file's check grow with the file.
+        ahead = 2 * _cores()
+        pending: deque[Future] = deque()
+        for done in range(1, total + 1):
+            while parts and len(pending) < ahead:
+                start, stop, first_line = parts.popleft()
+                pending.append(self._executor.submit(read_chunk, str(self._path), start, stop,
+                                                     first_line, self._near_threshold))
+            yield pending.popleft().result()
             if self._progress:
-                self._progress("validating and fingerprinting", done, len(self._futures))
+                self._progress("validating and fingerprinting", done, total)
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def line_aligned_chunks(path: Path, size: int) -> list[tuple[int, int, int]]:
+def line_aligned_chunks(path: Path, size: int) -> deque[tuple[int, int, int]]:
     """(start, stop, first line number) of consecutive parts of about `size` bytes that end
     after a newline (or at the end of the file)."""
-    chunks, start, first_line = [], 0, 1
+    chunks, start, first_line = deque(), 0, 1
     with open(path, "rb") as handle:
         while block := handle.read(size):
             block += handle.readline()

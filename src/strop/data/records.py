@@ -119,6 +119,31 @@ def scan_lines(path: str | Path, notes: ScanNotes | None = None, *, start: int =
             yield RawLine(number, data)
 
 
+def raw_lines_at(path: str | Path, numbers: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """(number, bytes) of the lines numbered `numbers` (ascending, 1-based, as scan_lines
+    numbers them) of `path`, a leading BOM removed: a second pass over a file that was checked
+    reads what it needs again instead of holding every record."""
+    wanted = iter(numbers)
+    target = next(wanted, None)
+    if target is None:
+        return
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number != target:
+                continue
+            yield number, raw[len(BOM):] if number == 1 and raw.startswith(BOM) else raw
+            target = next(wanted, None)
+            if target is None:
+                return
+
+
+def records_at(path: str | Path, numbers: Iterable[int]) -> Iterator[Record]:
+    """The records on lines `numbers` (ascending) of a file whose lines there are valid."""
+    loads = json.loads
+    for number, raw in raw_lines_at(path, numbers):
+        yield Record(number, loads(raw))
+
+
 def lone_surrogate(value: object) -> tuple[str | None, str] | None:
     """(JSON path, description) of the first string (value or key) in `value` holding a lone
     UTF-16 surrogate, or None. The description shows the character escaped, so it prints."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
+from array import array
+from itertools import chain
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from strop.data.formats import conversation, detect_format
-from strop.data.records import DataFileError, Record, as_records, lone_surrogate
+from strop.data.records import (DataFileError, Record, as_records, lone_surrogate,
+                                raw_lines_at)
 from strop.data.tokens import TokenCounter, byte_bound
 
 # Above this many examples, distributions come from a fixed random sample (exact totals for
@@ -31,22 +35,36 @@ def distribution(values: Iterable[float]) -> dict:
             "p95": round(float(p95), 1), "max": int(array.max()), "mean": round(float(array.mean()), 1)}
 
 
-def facts_absent_from_prompts(records: list[Record], kind: str) -> tuple[float, float]:
-    """(share of fact-like tokens in replies that appear in no prompt message of their example,
-    fact-like tokens per example)."""
-    facts = novel = 0
-    for record in records:
-        messages = conversation(record.data, kind)
-        prompt = " ".join(m["content"] for m in messages if m["role"] != "assistant").lower()
-        for message in messages:
-            if message["role"] != "assistant":
-                continue
-            for fact in _FACT.findall(message["content"]):
-                facts += 1
-                novel += fact.lower() not in prompt
-    if kind == "text" or not records:
-        return 0.0, 0.0
-    return (novel / facts if facts else 0.0), facts / len(records)
+class _FactTally:
+    """Fact-like tokens in replies, and how many appear in no prompt message of their example."""
+
+    def __init__(self, kind: str):
+        self.kind, self.facts, self.novel, self.examples = kind, 0, 0, 0
+
+    def add(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self.examples += 1
+            messages = conversation(record.data, self.kind)
+            prompt = " ".join(m["content"] for m in messages if m["role"] != "assistant").lower()
+            for message in messages:
+                if message["role"] != "assistant":
+                    continue
+                for fact in _FACT.findall(message["content"]):
+                    self.facts += 1
+                    self.novel += fact.lower() not in prompt
+
+    def shares(self) -> tuple[float, float]:
+        """(share of facts absent from their prompts, facts per example)."""
+        if self.kind == "text" or not self.examples:
+            return 0.0, 0.0
+        return (self.novel / self.facts if self.facts else 0.0), self.facts / self.examples
+
+
+def sample_positions(n: int, exact: bool, sample_limit: int) -> range | list[int]:
+    """Positions (ascending) of the examples measured: all, or a fixed random sample."""
+    if exact or n <= sample_limit:
+        return range(n)
+    return sorted(random.Random(0).sample(range(n), sample_limit))
 
 
 def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
@@ -60,59 +78,103 @@ def compute_stats(source: str | Path | Iterable[Record | dict], tokenizer, *,
     """
     records = as_records(source)
     kind = kind or detect_format(records) or "chat"
+    chosen = sample_positions(len(records), exact, sample_limit)
+    tagged: Iterable[tuple[Record, bool]] = ((records[i], True) for i in chosen)
+    if context_length and len(chosen) < len(records):
+        # count exactly only what could possibly exceed the context
+        measured = set(chosen)
+        tagged = chain(tagged, ((r, False) for i, r in enumerate(records) if i not in measured
+                                and byte_bound(r.data, kind) + 64 > context_length))
     counter = TokenCounter(tokenizer)
-    n = len(records)
-    sampled = not exact and n > sample_limit
-    chosen = sorted(random.Random(0).sample(range(n), sample_limit)) if sampled else range(n)
-    measured = [records[i] for i in chosen]
-    counts = []
-    for start in range(0, len(measured), BATCH):
-        batch = measured[start:start + BATCH]
-        counts.extend(_count(counter, batch, kind))
-        if progress:
-            progress(start + len(batch), len(measured))
-    totals = [c.total for c in counts]
-    scale = n / len(measured) if measured else 0.0
+    system = shared_system_text(records, kind)
+    return _measure(counter, kind, len(records), len(chosen), tagged, context_length,
+                    system_prompt_cost(system, len(records), counter), progress)
 
+
+def file_stats(path: str | Path, lines: Sequence[int], kind: str, system_prompt: str | None,
+               tokenizer, *, context_length: int | None = None, exact: bool = False,
+               sample_limit: int = SAMPLE_LIMIT,
+               progress: Callable[[int, int], None] | None = None) -> dict:
+    """compute_stats of the valid records on `lines` (ascending) of a checked file, read again
+    from the file (only the sample, and the lines long enough to possibly exceed the context),
+    so that memory does not grow with the file. `system_prompt` is the one every example
+    repeats, if any."""
+    chosen = sample_positions(len(lines), exact, sample_limit)
+    sampled = len(chosen) < len(lines)
+    measured_lines = {lines[i] for i in chosen} if sampled else None
+
+    def tagged() -> Iterator[tuple[Record, bool]]:
+        loads = json.loads
+        for number, raw in raw_lines_at(path, lines):
+            measured = measured_lines is None or number in measured_lines
+            # a line's bytes bound its texts' bytes (escapes only lengthen them, and every
+            # message has a role besides its content), so most lines skip the parse
+            if measured or (context_length and len(raw) + 64 > context_length):
+                data = loads(raw)
+                if measured or byte_bound(data, kind) + 64 > context_length:
+                    yield Record(number, data), measured
+
+    counter = TokenCounter(tokenizer)
+    return _measure(counter, kind, len(lines), len(chosen), tagged(), context_length,
+                    system_prompt_cost(system_prompt, len(lines), counter), progress)
+
+
+def _measure(counter: TokenCounter, kind: str, n: int, n_measured: int,
+             tagged: Iterable[tuple[Record, bool]], context_length: int | None,
+             system_prompt: dict | None, progress: Callable[[int, int], None] | None) -> dict:
+    """The statistics of `n` examples from the token counts of `tagged` (record, whether it is
+    one of the `n_measured` measured; the others are only screened against the context)."""
+    totals, trained, messages = array("q"), array("q"), array("q")
     over_lines: list[int] = []
-    if context_length:
-        if sampled:  # count exactly only what could possibly exceed the context
-            by_line = {records[i].line: c.total for i, c in zip(chosen, counts)}
-            suspects = [r for r in records if r.line not in by_line and
-                        byte_bound(r.data, kind) + 64 > context_length]
-            for start in range(0, len(suspects), BATCH):
-                batch = suspects[start:start + BATCH]
-                for record, count in zip(batch, _count(counter, batch, kind)):
-                    by_line[record.line] = count.total
-            over_lines = sorted(line for line, total in by_line.items() if total > context_length)
-        else:
-            over_lines = [r.line for r, c in zip(measured, counts) if c.total > context_length]
-
-    fact_rate, facts_per_example = facts_absent_from_prompts(measured, kind)
+    facts = _FactTally(kind)
+    batch: list[tuple[Record, bool]] = []
+    for item in chain(tagged, [None]):
+        if item is not None:
+            batch.append(item)
+            if len(batch) < BATCH:
+                continue
+        if not batch:
+            break
+        counts = _count(counter, [record for record, _ in batch], kind)
+        for (record, measured), count in zip(batch, counts):
+            if measured:
+                totals.append(count.total)
+                trained.append(count.trained)
+                messages.append(count.messages)
+            if context_length and count.total > context_length:
+                over_lines.append(record.line)
+        facts.add(record for record, measured in batch if measured)
+        batch = []
+        if progress:
+            progress(len(totals), n_measured)
+    over_lines.sort()
+    sampled = n_measured < n
+    scale = n / n_measured if n_measured else 0.0
+    fact_rate, facts_per_example = facts.shares()
     margin = 0
     if sampled and len(totals) > 1:  # 95% interval of the extrapolated total
         margin = round(1.96 * float(np.std(totals, ddof=1)) / len(totals) ** 0.5 * n
                        * ((n - len(totals)) / (n - 1)) ** 0.5)
+    total_tokens, trained_tokens = sum(totals), sum(trained)
     stats = {
         "format": kind,
         "examples": n,
-        "counted_examples": len(measured),
+        "counted_examples": n_measured,
         "exact": not sampled,
         "tokens": {
-            "total": round(sum(totals) * scale),
-            "prompt": round(sum(c.prompt for c in counts) * scale),
-            "trained": round(sum(c.trained for c in counts) * scale),
+            "total": round(total_tokens * scale),
+            "prompt": round((total_tokens - trained_tokens) * scale),
+            "trained": round(trained_tokens * scale),
             "total_margin_95": margin,  # 0 when every example was counted
         },
-        "per_example": {"total": distribution(totals),
-                        "trained": distribution(c.trained for c in counts)},
-        "messages_per_example": distribution(c.messages for c in counts),
+        "per_example": {"total": distribution(totals), "trained": distribution(trained)},
+        "messages_per_example": distribution(messages),
         "context_length": context_length,
         "over_context": len(over_lines),
         "over_context_lines": over_lines[:20],
         "facts_absent_from_prompts": round(fact_rate, 3),
         "facts_per_example": round(facts_per_example, 2),
-        "system_prompt": shared_system_prompt(records, kind, counter),
+        "system_prompt": system_prompt,
         # examples the model's chat template refused to render; counted as plain text instead
         "template_failures": counter.template_failures,
     }
@@ -137,20 +199,33 @@ def _count(counter: TokenCounter, batch: list[Record], kind: str) -> list:
 def shared_system_prompt(records: list[Record], kind: str, counter: TokenCounter | None = None
                          ) -> dict | None:
     """The system prompt every example repeats, with what it costs per epoch; None if none."""
+    return system_prompt_cost(shared_system_text(records, kind), len(records), counter)
+
+
+def shared_system_text(records: list[Record], kind: str) -> str | None:
+    """The system prompt every example repeats, if any."""
     if kind not in ("chat", "preference") or not records:
         return None
-    first = _system_text(records[0].data, kind)
-    if first is None or any(_system_text(r.data, kind) != first for r in records[1:]):
+    first = system_text(records[0].data, kind)
+    if first is None or any(system_text(r.data, kind) != first for r in records[1:]):
+        return None
+    return first
+
+
+def system_prompt_cost(text: str | None, examples: int, counter: TokenCounter | None
+                        ) -> dict | None:
+    if text is None:
         return None
     if counter is not None:
-        tokens, exact = counter.encode_lengths([first])[0], True
+        tokens, exact = counter.encode_lengths([text])[0], True
     else:
-        tokens, exact = max(1, round(len(first) / 4)), False  # ~4 characters per token in English
-    return {"tokens": tokens, "exact": exact, "examples": len(records),
-            "tokens_per_epoch": tokens * len(records), "characters": len(first)}
+        tokens, exact = max(1, round(len(text) / 4)), False  # ~4 characters per token in English
+    return {"tokens": tokens, "exact": exact, "examples": examples,
+            "tokens_per_epoch": tokens * examples, "characters": len(text)}
 
 
-def _system_text(record: dict, kind: str) -> str | None:
+def system_text(record: dict, kind: str) -> str | None:
+    """The example's system prompt (chat and preference records), None when it has none."""
     messages = record["messages"] if kind == "chat" else record["input"]["messages"]
     first = messages[0]
     if first.get("role") != "system":

@@ -9,36 +9,22 @@ when a tokenizer is passed.
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from strop.data.chunks import Chunk, FileChunks, ParsedLine
+from strop.data.chunks import Chunk, FileChunks
 from strop.data.dedupe import Duplicate, DuplicateFinder, example_texts
-from strop.data.formats import FORMATS, unrecognised
-from strop.data.records import Record, ScanNotes, cyclic_gc_paused, json_type
+from strop.data.records import Record, ScanNotes, cyclic_gc_paused, records_at
 from strop.data.report import Problem, ValidationReport
+from strop.data.stats import system_prompt_cost
+from strop.data.tally import FileTally, FormatTally, majority_format
 
 MIN_EXAMPLES = 10
-INVALID_FILE = "invalid_training_file"
 INVALID_N = "invalid_n_examples"
-
-
-@dataclass
-class _Collector:
-    cap: int
-    errors: list[Problem] = field(default_factory=list)
-    hidden: int = 0
-
-    def error(self, line: int | None, check: str, message: str, hint: str,
-              param: str | None = None, code: str = INVALID_FILE) -> None:
-        if len(self.errors) >= self.cap:
-            self.hidden += 1
-            return
-        self.errors.append(Problem(code=code, message=message, line=line, param=param, hint=hint,
-                                   check=check))
+DUPLICATE_BATCH = 4096  # records compared at once when a file's duplicates are found again
 
 
 def _warning(check: str, lines: list[int], message: str, hint: str) -> Problem:
@@ -60,10 +46,11 @@ def validate_file(path: str | Path, tokenizer=None, context_length: int | None =
 
     With a tokenizer, token statistics (report.stats) and over-context warnings are added.
     With `near_duplicate_threshold`, exact and near duplicates are reported as a warning.
+    The file is read a chunk at a time and no record is kept: memory stays flat however large
+    the file (the statistics read their sample from the file again).
     """
-    report, _ = analyse_file(path, tokenizer, context_length, max_problems,
-                             near_duplicate_threshold=near_duplicate_threshold,
-                             exact_counts=exact_counts, progress=progress)
+    report, _ = _check(Path(path), tokenizer, context_length, max_problems,
+                       near_duplicate_threshold, exact_counts, progress, keep_records=False)
     return report
 
 
@@ -72,111 +59,78 @@ def analyse_file(path: str | Path, tokenizer=None, context_length: int | None = 
                  exact_counts: bool = False,
                  progress: Callable[[str, int, int], None] | None = None
                  ) -> tuple[ValidationReport, list[Record]]:
-    """validate_file, also returning the valid records of the file's format."""
-    path = Path(path)
+    """validate_file, also returning the valid records of the file's format (all in memory)."""
+    return _check(Path(path), tokenizer, context_length, max_problems, near_duplicate_threshold,
+                  exact_counts, progress, keep_records=True)
+
+
+def _check(path: Path, tokenizer, context_length: int | None, max_problems: int,
+           near_duplicate_threshold: float | None, exact_counts: bool, progress,
+           keep_records: bool) -> tuple[ValidationReport, list[Record]]:
     if not path.is_file():
         raise FileNotFoundError(f"No such training file: {path}")
     duplicates = (None if near_duplicate_threshold is None
                   else _DuplicateScan(near_duplicate_threshold))
-    notes, parsed = ScanNotes(), []
+    tally = FileTally(max_problems, keep_records=keep_records,
+                      keep_lines=not keep_records and (tokenizer is not None
+                                                       or duplicates is not None))
     with cyclic_gc_paused():
         with closing(FileChunks(path, near_duplicate_threshold, progress)) as chunks:
             for chunk in chunks:
-                notes.absorb(chunk.notes)
-                parsed.extend(chunk.lines)
+                tally.add_chunk(chunk)
                 if duplicates:
                     duplicates.add_chunk(chunk)
-        return _analyse(parsed, notes, duplicates, tokenizer, context_length, max_problems,
-                        exact_counts, progress)
-
-
-def _format_counts(parsed: list[ParsedLine]) -> tuple[str | None, dict[str, int]]:
-    """(the majority format, lines per format)."""
-    counts = {kind: 0 for kind in FORMATS}
-    for line in parsed:
-        if line.kind in counts:
-            counts[line.kind] += 1
-    return (max(FORMATS, key=lambda k: counts[k]) if any(counts.values()) else None), counts
-
-
-def _analyse(parsed: list[ParsedLine], notes: ScanNotes, duplicates: _DuplicateScan | None,
-             tokenizer, context_length: int | None, max_problems: int, exact_counts: bool,
-             progress) -> tuple[ValidationReport, list[Record]]:
-    collector = _Collector(max_problems)
-    lines_seen = len(parsed)
-    file_format, counts = _format_counts(parsed)
-    records: list[Record] = []
-    for line, kind, data, findings in parsed:
-        if kind == "unreadable":
-            _report_unreadable(collector, data)
-            continue
-        if kind is None:
-            finding = unrecognised(data)
-            collector.error(line, finding.check, finding.at_line(line), finding.hint)
-            continue
-        if kind != file_format:
-            collector.error(line, "mixed_formats",
-                            f"Line {line}: a {kind} example in a {file_format} file "
-                            f"({counts[file_format]} of {len(parsed)} lines are {file_format}).",
-                            "Use one format per file; convert this example or move it to its "
-                            "own file.")
-            continue
-        for finding in findings:
-            collector.error(line, finding.check, finding.at_line(line), finding.hint,
-                            finding.param)
-        if not findings:
-            records.append(Record(line, data))
-
-    if lines_seen < MIN_EXAMPLES:
-        collector.errors.insert(0, Problem(
-            code=INVALID_N, check="too_few_examples", line=None, param=None,
-            message=f"Training file has {lines_seen} example{'s' if lines_seen != 1 else ''}, "
-                    f"but must have at least {MIN_EXAMPLES}.",
-            hint=f"Add examples: at least {MIN_EXAMPLES} are required and 50-100 is a useful "
-                 "start."))
-        if len(collector.errors) > collector.cap:
-            collector.errors.pop()
-            collector.hidden += 1
-
-    report = ValidationReport(format=file_format, n_examples=lines_seen,
-                              errors=collector.errors, errors_not_shown=collector.hidden)
-    report.warnings.extend(_file_warnings(notes))
-    report.warnings.extend(_record_warnings(records, file_format))
-    if duplicates is not None and records:
-        report.duplicates = [d.to_dict() for d in duplicates.found(file_format, records)]
-        if report.duplicates:
-            report.warnings.append(_duplicate_warning(report.duplicates))
-    if tokenizer is not None and records:
-        from strop.data.stats import compute_stats
-
-        report.stats = compute_stats(
-            records, tokenizer, context_length=context_length, kind=file_format,
-            exact=exact_counts,
-            progress=(lambda done, total: progress("counting tokens", done, total))
-            if progress else None)
-        report.warnings.extend(_token_warnings(report.stats))
-    report.warnings.extend(_system_prompt_warning(records, file_format, report.stats))
-    report.warnings.extend(_last_message_warning(records, file_format))
+        file_format = tally.file_format
+        records = tally.formats[file_format].kept if file_format else []
+        report = _report(path, tally, duplicates, tokenizer, context_length, exact_counts,
+                         progress)
     return report, records
 
 
-def _report_unreadable(collector: _Collector, raw) -> None:
-    if raw.error == "invalid_utf8":
-        collector.error(raw.line, "invalid_utf8", f"Line {raw.line}: {raw.detail}.",
-                        "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")
-    elif raw.error == "lone_surrogate":
-        collector.error(raw.line, "lone_surrogate", f"Line {raw.line}: {raw.detail}.",
-                        "Fix the encoding where the file was made: a \\ud800-\\udfff escape "
-                        "must be one half of a surrogate pair (e.g. \\ud83d\\ude00); write the "
-                        "character whole, or remove it.", raw.param)
-    elif raw.error == "invalid_json":
-        collector.error(raw.line, "invalid_json", f"Line {raw.line}: invalid JSON ({raw.detail}).",
-                        "Each line must be one complete JSON object; check quotes, commas and "
-                        "brackets, and that no object spans several lines.")
-    else:
-        collector.error(raw.line, "not_an_object",
-                        f"Line {raw.line}: expected a JSON object, found {json_type(raw.data)}.",
-                        'Wrap the example in an object, e.g. {"messages": [...]}.')
+def _report(path: Path, tally: FileTally, duplicates: _DuplicateScan | None, tokenizer,
+            context_length: int | None, exact_counts: bool, progress) -> ValidationReport:
+    errors, hidden = tally.errors()
+    if tally.lines_seen < MIN_EXAMPLES:
+        errors.insert(0, Problem(
+            code=INVALID_N, check="too_few_examples", line=None, param=None,
+            message=f"Training file has {tally.lines_seen} "
+                    f"example{'s' if tally.lines_seen != 1 else ''}, "
+                    f"but must have at least {MIN_EXAMPLES}.",
+            hint=f"Add examples: at least {MIN_EXAMPLES} are required and 50-100 is a useful "
+                 "start."))
+        if len(errors) > tally.cap:
+            errors.pop()
+            hidden += 1
+    file_format = tally.file_format
+    report = ValidationReport(format=file_format, n_examples=tally.lines_seen, errors=errors,
+                              errors_not_shown=hidden)
+    report.warnings.extend(_file_warnings(tally.notes))
+    if file_format is None:
+        return report
+    kept = tally.formats[file_format]
+    report.warnings.extend(_record_warnings(kept))
+    if duplicates is not None and kept.records:
+        report.duplicates = [d.to_dict() for d in duplicates.found(path, kept)]
+        if report.duplicates:
+            report.warnings.append(_duplicate_warning(report.duplicates))
+    if tokenizer is not None and kept.records:
+        from strop.data.stats import compute_stats, file_stats
+
+        count_progress = ((lambda done, total: progress("counting tokens", done, total))
+                          if progress else None)
+        if kept.keep_records:
+            report.stats = compute_stats(kept.kept, tokenizer, context_length=context_length,
+                                         kind=file_format, exact=exact_counts,
+                                         progress=count_progress)
+        else:
+            report.stats = file_stats(path, kept.record_lines, file_format,
+                                      kept.shared_system_prompt, tokenizer,
+                                      context_length=context_length, exact=exact_counts,
+                                      progress=count_progress)
+        report.warnings.extend(_token_warnings(report.stats))
+    report.warnings.extend(_system_prompt_warning(kept, report.stats))
+    report.warnings.extend(_last_message_warning(kept))
+    return report
 
 
 def _file_warnings(notes: ScanNotes) -> list[Problem]:
@@ -194,60 +148,44 @@ def _file_warnings(notes: ScanNotes) -> list[Problem]:
     return warnings
 
 
-def _messages_of(record: Record, kind: str) -> list | None:
-    if kind == "chat":
-        return record.data["messages"]
-    if kind == "preference":
-        return record.data["input"]["messages"]
-    return None
-
-
-def _record_warnings(records: list[Record], kind: str | None) -> list[Problem]:
-    if kind not in ("chat", "preference") or not records:
-        return []
-    warnings = []
-    without_system = [r.line for r in records if _messages_of(r, kind)[0].get("role") != "system"]
-    if without_system and len(without_system) < len(records):
-        warnings.append(_warning(
+def _record_warnings(kept: FormatTally) -> list[Problem]:
+    without_system = kept.without_system
+    if without_system and len(without_system) < kept.records:
+        return [_warning(
             "inconsistent_system", without_system,
-            f"{len(without_system)} of {len(records)} examples have no system message "
+            f"{len(without_system)} of {kept.records} examples have no system message "
             f"({_lines_phrase(without_system)}) while the others do.",
             "Give every example the same system message, or none: the model learns to behave "
-            "differently with and without one, and at inference you will send one or the other."))
-    return warnings
+            "differently with and without one, and at inference you will send one or the other.")]
+    return []
 
 
-def _system_prompt_warning(records: list[Record], kind: str | None, stats: dict | None
-                           ) -> list[Problem]:
-    if kind not in ("chat", "preference") or len(records) < 2:
+def _system_prompt_warning(kept: FormatTally, stats: dict | None) -> list[Problem]:
+    if kept.kind not in ("chat", "preference") or kept.records < 2:
         return []
-    from strop.data.stats import shared_system_prompt
-
-    shared = stats["system_prompt"] if stats else shared_system_prompt(records, kind)
-    warnings = []
-    if shared:
-        estimate = "" if shared["exact"] else "~"
-        warnings.append(_warning(
-            "repeated_system_prompt", [records[0].line],
-            f"All {len(records)} examples repeat the same system prompt ({shared['characters']} "
-            f"characters, {estimate}{shared['tokens']} tokens): {estimate}"
-            f"{shared['tokens_per_epoch']:,} tokens per epoch are spent on it.",
-            "Shorten it, or fine-tune without it (the tuned model learns the behaviour) and send "
-            "the short version at inference."))
-    return warnings
+    shared = (stats["system_prompt"] if stats
+              else system_prompt_cost(kept.shared_system_prompt, kept.records, None))
+    if not shared:
+        return []
+    estimate = "" if shared["exact"] else "~"
+    return [_warning(
+        "repeated_system_prompt", [kept.first_record_line],
+        f"All {kept.records} examples repeat the same system prompt ({shared['characters']} "
+        f"characters, {estimate}{shared['tokens']} tokens): {estimate}"
+        f"{shared['tokens_per_epoch']:,} tokens per epoch are spent on it.",
+        "Shorten it, or fine-tune without it (the tuned model learns the behaviour) and send "
+        "the short version at inference.")]
 
 
-def _last_message_warning(records: list[Record], kind: str | None) -> list[Problem]:
-    warnings = []
-    if kind == "chat":
-        not_last = [r.line for r in records if r.data["messages"][-1].get("role") != "assistant"]
-        if not_last:
-            warnings.append(_warning(
-                "last_not_assistant", not_last,
-                f"{len(not_last)} examples end with a message that is not from the assistant "
-                f"({_lines_phrase(not_last)}); what follows the last reply is not trained on.",
-                "End each example with the assistant reply the model should learn."))
-    return warnings
+def _last_message_warning(kept: FormatTally) -> list[Problem]:
+    not_last = kept.not_ending_with_assistant
+    if not not_last:
+        return []
+    return [_warning(
+        "last_not_assistant", not_last,
+        f"{len(not_last)} examples end with a message that is not from the assistant "
+        f"({_lines_phrase(not_last)}); what follows the last reply is not trained on.",
+        "End each example with the assistant reply the model should learn.")]
 
 
 def _token_warnings(stats: dict) -> list[Problem]:
@@ -269,31 +207,33 @@ class _DuplicateScan:
     Which lines are records depends on the file's majority format, known only at the end:
     chunks are compared assuming the first chunk's majority, and a file where that guess turns
     out wrong (one that starts with lines of another format) is compared again from its
-    records.
+    records, read from the file once more.
     """
 
     def __init__(self, near_threshold: float):
         self.near_threshold = near_threshold
         self.finder = DuplicateFinder(near_threshold)
         self.guess: str | None = None
-        self.results: list[Duplicate | None] = []
+        self.results: list[Duplicate] = []
 
     def add_chunk(self, chunk: Chunk) -> None:
         if self.guess is None:
-            self.guess = _format_counts(chunk.lines)[0]
+            self.guess = majority_format(line.kind for line in chunk.lines)
             if self.guess is None:  # nothing recognisable yet, so no records either
                 return
         lines = [line.line for line in chunk.lines if line.kind == self.guess and line.valid]
         prints = chunk.fingerprints.take(np.searchsorted(chunk.fingerprinted, lines))
-        self.results.extend(self.finder.add_fingerprints(lines, prints))
+        self.results += [d for d in self.finder.add_fingerprints(lines, prints) if d]
 
-    def found(self, file_format: str, records: list[Record]) -> list[Duplicate]:
-        results = self.results
-        if file_format != self.guess:
-            finder = DuplicateFinder(self.near_threshold)
-            results = finder.add_many([(r.line, *example_texts(r.data, file_format))
-                                       for r in records])
-        return [duplicate for duplicate in results if duplicate is not None]
+    def found(self, path: Path, kept: FormatTally) -> list[Duplicate]:
+        if kept.kind == self.guess:
+            return self.results
+        finder, found = DuplicateFinder(self.near_threshold), []
+        records = iter(kept.kept if kept.keep_records else records_at(path, kept.record_lines))
+        while batch := list(islice(records, DUPLICATE_BATCH)):
+            found += [d for d in finder.add_many([(r.line, *example_texts(r.data, kept.kind))
+                                                  for r in batch]) if d]
+        return found
 
 
 def _duplicate_warning(duplicates: list[dict]) -> Problem:
