@@ -8,7 +8,7 @@ a temporary file, then prints examples/s for:
 - check = validate + token stats (the model's tokenizer and chat template) + exact and
   near-duplicate detection, next to the baseline of only running json.loads on every line;
 - PII redaction (clean_file, mask policy, duplicates removed too), next to the baseline of
-  running Presidio's analyzer (same recognizers) on every message.
+  running Presidio's analyzer (its default recognizers, offline: bench/pii.py) on every message.
 Each rate comes by wall clock and by CPU time; CPU time counts the worker processes a large
 check forks (one per core) as well as this one.
 Goals on a 2-core machine: >= 20,000 examples/s for check, >= 1,000 examples/s with PII.
@@ -155,13 +155,13 @@ def bench_pii(args, folder: Path, path: Path) -> None:
             if index >= args.pii_examples:
                 break
             target.write(line)
-    from strop.data.pii import build_analyzer  # imported here so its start-up is not timed
+    from pii import presidio_analyzer  # bench/pii.py; imported here so its start-up is not timed
 
     started, cpu = time.perf_counter(), cpu_seconds()
     cleaned = clean_file(subset, folder / "clean.jsonl", pii="mask")
     redaction, redaction_cpu = time.perf_counter() - started, cpu_seconds() - cpu
 
-    analyzer = build_analyzer()
+    analyzer = presidio_analyzer()
     lines = subset.read_text(encoding="utf-8").splitlines()[:args.baseline_pii_examples]
     naive_found = 0
     started, cpu = time.perf_counter(), cpu_seconds()

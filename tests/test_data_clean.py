@@ -24,6 +24,7 @@ PII_SAMPLES = {
     "IP_ADDRESS": "192.168.14.27",
     "URL": "https://acme-support.com/ticket/77",
     "CRYPTO": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+    "DATE_OF_BIRTH": "born on 1985-03-12",
 }
 
 
@@ -63,7 +64,7 @@ def test_prefilter_lets_every_entity_through(entity):
         .count(entity) == 1
 
 
-def test_prefilter_finds_exactly_what_presidio_finds_on_every_text():
+def test_prefilter_finds_exactly_what_every_detector_finds_on_every_text():
     texts = [f"{prefix}{value}{suffix}" for value in PII_SAMPLES.values()
              for prefix, suffix in (("", ""), ("Contact: ", "."), ("(", ")"), ("x\n", " y"))]
     texts += ["Order 48213 shipped on 12 March for $120.", "Ticket 99999-1 is open.",
@@ -91,7 +92,7 @@ def test_mask_finds_every_entity_type_offline(tmp_path, no_network):
     for value in PII_SAMPLES.values():
         assert value not in cleaned
     assert "<EMAIL_ADDRESS>" in cleaned and "<CREDIT_CARD>" in cleaned
-    assert report.pii_lines["EMAIL_ADDRESS"] == [1, 13]
+    assert report.pii_lines["EMAIL_ADDRESS"] == [1, 14]
     assert report.pii_counts["EMAIL_ADDRESS"] == 3
 
 

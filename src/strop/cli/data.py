@@ -126,6 +126,8 @@ def print_check(file: Path, report) -> None:
             console.print(f"[{colour}]{advice['level']}:[/] {advice['message']}")
     verdict = "[green]valid[/]" if report.ok else "[red]not valid[/]"
     console.print(f"{file}: {report.n_examples} lines, {kind} format, {verdict}")
+    console.print("Personal data is not scanned by check: `strop data clean --pii report` finds "
+                  "it (names and street addresses only with --ner and a spaCy pipeline).")
 
 
 @data_app.command("clean")
@@ -138,7 +140,8 @@ def clean(
                                           help="Jaccard threshold for near-duplicates"),
     no_dedupe: bool = typer.Option(False, "--no-dedupe", help="keep duplicate examples"),
     ner: bool = typer.Option(False, "--ner",
-                             help="also find names and places (needs a spaCy model installed)"),
+                             help="also find names and places (needs a spaCy pipeline "
+                                  "installed; spaCy's are not on the package index)"),
     report_path: Optional[Path] = typer.Option(None, "--report",
                                                help="JSON report path (default OUT.report.json)"),
     as_json: bool = JSON_OPTION,
@@ -181,6 +184,8 @@ def print_clean(result) -> None:
                       + (f" (similarity {dup['similarity']})" if dup["kind"] == "near" else ""))
     if len(result.duplicates) > 5:
         console.print(f"  ... {len(result.duplicates) - 5} more in the report")
+    if result.pii_notice:
+        console.print(f"[yellow]{result.pii_notice}[/]")
     console.print(f"report: {result.report_path} ({result.seconds:.1f} s)")
 
 

@@ -32,6 +32,8 @@ class CleanReport:
     pii_counts: dict[str, int] = field(default_factory=dict)  # entity type -> occurrences
     pii_lines: dict[str, list[int]] = field(default_factory=dict)  # entity type -> input lines
     pii_examples: int = 0  # examples holding at least one entity
+    pii_not_scanned: list[str] = field(default_factory=list)  # entity types no detector ran for
+    pii_notice: str | None = None  # says so in words
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -41,7 +43,7 @@ class CleanReport:
 def clean_file(path: str | Path, out_path: str | Path, pii: str | None = "mask",
                near_duplicate_threshold: float | None = 0.85, *, dedupe: bool = True,
                report_path: str | Path | None = None, entities: tuple[str, ...] | None = None,
-               ner: bool = False, score_threshold: float = 0.4, hash_key: bytes | None = None,
+               ner: bool | str = False, score_threshold: float = 0.4, hash_key: bytes | None = None,
                progress: Callable[[str, int, int], None] | None = None) -> CleanReport:
     """Write a cleaned copy of `path` to `out_path` and a JSON report beside it.
 
@@ -74,10 +76,12 @@ def clean_file(path: str | Path, out_path: str | Path, pii: str | None = "mask",
 
     output = [r.data for r in kept]
     if pii:
-        from strop.data.pii import PiiRedactor, map_texts
+        from strop.data.pii import NOT_SCANNED_NOTICE, PiiRedactor, map_texts
 
         redactor = PiiRedactor(pii, entities=entities, ner=ner, score_threshold=score_threshold,
                                hash_key=hash_key)
+        result.pii_not_scanned = list(redactor.not_scanned)
+        result.pii_notice = NOT_SCANNED_NOTICE if redactor.not_scanned else None
         output = []
         for index, record in enumerate(kept, start=1):
             seen: list[str] = []

@@ -1,14 +1,14 @@
-"""Finding and redacting personal data with Microsoft Presidio, offline.
+"""Finding and redacting personal data, offline and without a language model by default.
 
-The analyzer runs Presidio's pattern recognizers on a no-op NLP engine, so nothing is downloaded
-and no spaCy model is needed. Presidio's email recognizer validates domains with tldextract,
-whose default extractor fetches the public suffix list over the network on first use; strop
-hands it an extractor that reads only the snapshot bundled with tldextract.
+The detectors (`pii_detectors`) propose candidates with loose patterns and decide with
+checksums, validators and the words around: phone numbers by phonenumbers, cards, IBANs, SSNs
+and Bitcoin addresses by python-stdnum, domains by tldextract's bundled suffix list, dates of
+birth by a birth word before the date. Names and street addresses need a language model:
+`ner=True` adds them from an installed spaCy pipeline (`pii_ner`); without one the report says
+they were not scanned.
 
-Speed: Presidio costs about a millisecond per message even when there is nothing to find. Each
-recognizer here has a cheap pre-filter regex that matches a superset of what the recognizer can
-match (an '@' for email, a run of seven digits for a phone number, ...), and Presidio runs only
-the recognizers whose pre-filter fired, only on the texts where it fired.
+Speed: a pre-filter per entity type (an '@', a run of seven digits, a dotted quad, a birth
+word, ...) decides which detectors can possibly match a text, so most texts run none.
 """
 
 from __future__ import annotations
@@ -20,34 +20,40 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+from strop.data import pii_detectors
+from strop.data.pii_ner import load_ner
+
 Policy = Literal["report", "mask", "pseudonymize", "hash"]
 POLICIES = ("report", "mask", "pseudonymize", "hash")
 
-# Entity type -> a test that is true wherever that recognizer could match (a superset, never a
-# subset: tests/test_data_clean.py checks each against real samples). Digit counts come from
-# runs of digits joined by the separators Presidio's patterns and phonenumbers accept.
-ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS",
-            "URL", "CRYPTO")
-MIN_DIGITS = {"PHONE_NUMBER": 7, "US_SSN": 9, "CREDIT_CARD": 12}  # phonenumbers finds no
-# shorter number in Presidio's default regions (tested); SSNs have 9 digits, cards 12 to 19
+ENTITIES = tuple(entity for entity, _ in pii_detectors.DETECTORS)
 NER_ENTITIES = ("PERSON", "LOCATION")
+NOT_SCANNED_NOTICE = ("Names and street addresses were not scanned: that needs a language "
+                      "model (--ner with a spaCy pipeline installed); only pattern, checksum "
+                      "and context detectors ran.")
+# Entity type -> fewest digits in a run of its detector's match (a run: digits joined by at
+# most 3 of the separators below), so a text with shorter runs cannot match.
+MIN_DIGITS = {"PHONE_NUMBER": pii_detectors.MIN_PHONE_DIGITS, "US_SSN": 9, "CREDIT_CARD": 12}
 _DIGIT_RUN = re.compile(r"\d(?:[\s()./+-]{0,3}\d)*")
-_URL = re.compile(r"[a-z0-9.-]\.[a-z]{2,}", re.IGNORECASE)
+_WWW = re.compile(r"www\.", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d")
 _IPV6 = re.compile(r"[0-9a-f]{0,4}:[0-9a-f]{0,4}:", re.IGNORECASE)
-_IBAN = re.compile(r"[A-Z]{2}\d{2}")  # Presidio's IBAN pattern is upper-case only
-_CRYPTO = re.compile(r"(?:bc1|[13])[a-zA-HJ-NP-Z0-9]{25}", re.IGNORECASE)
+_IBAN = re.compile(r"[A-Za-z]{2}\d{2}")
+_AT = re.compile(r"@|\bat\b", re.IGNORECASE)
+_DETECTOR = dict(pii_detectors.DETECTORS)
 
 
 def prefilter(text: str) -> set[str]:
-    """Entity types whose recognizer could match somewhere in `text`."""
+    """Entity types whose detector could match somewhere in `text`."""
     found = set()
-    if "@" in text:
+    if _AT.search(text):
         found.add("EMAIL_ADDRESS")
-    if "." in text and _URL.search(text):
+    if "." in text and ("/" in text or _WWW.search(text)):
         found.add("URL")
     if ":" in text and _IPV6.search(text):
         found.add("IP_ADDRESS")
+    if pii_detectors.CRYPTO_PATTERN.search(text):
+        found.add("CRYPTO")
     most = 0
     runs = _DIGIT_RUN.findall(text)
     for run in runs:
@@ -56,72 +62,14 @@ def prefilter(text: str) -> set[str]:
     for entity, digits in MIN_DIGITS.items():
         if most >= digits:
             found.add(entity)
-    if runs:  # the remaining patterns all contain a digit
+    if runs:  # the remaining detectors all need a digit
         if "." in text and _IPV4.search(text):
             found.add("IP_ADDRESS")
         if _IBAN.search(text):
             found.add("IBAN_CODE")
-        if len(text) >= 26 and _CRYPTO.search(text):
-            found.add("CRYPTO")
+        if pii_detectors.BIRTH_WORDS.search(text):
+            found.add("DATE_OF_BIRTH")
     return found
-
-
-def _offline_email_recognizer():
-    import tldextract
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
-
-    # No suffix-list URLs and no cache directory: tldextract uses its bundled snapshot only.
-    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-    class OfflineEmailRecognizer(EmailRecognizer):
-        def validate_result(self, pattern_text: str) -> bool:
-            return extract(pattern_text).fqdn != ""
-
-    return OfflineEmailRecognizer()
-
-
-def installed_spacy_model() -> str | None:
-    import spacy.util
-
-    for name in ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_trf"):
-        if spacy.util.is_package(name):
-            return name
-    return None
-
-
-def build_analyzer(ner: bool = False):
-    """A Presidio AnalyzerEngine with strop's offline recognizers (NER only when asked)."""
-    import warnings
-
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider, NoOpNlpEngine
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer, CryptoRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer,
-        UrlRecognizer, UsSsnRecognizer,
-    )
-
-    registry = RecognizerRegistry(supported_languages=["en"])
-    for recognizer in (_offline_email_recognizer(), PhoneRecognizer(), CreditCardRecognizer(),
-                       UsSsnRecognizer(), IbanRecognizer(), IpRecognizer(), UrlRecognizer(),
-                       CryptoRecognizer()):
-        registry.add_recognizer(recognizer)
-    if ner:
-        model = installed_spacy_model()
-        if model is None:
-            raise ValueError("Name detection (NER) needs a spaCy English model, and none is "
-                             "installed: `pip install en_core_web_sm` (or _md/_lg), or run "
-                             "without --ner to use the pattern recognizers only.")
-        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
-
-        engine = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}],
-        }).create_engine()
-        registry.add_recognizer(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
-    else:
-        engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
-    with warnings.catch_warnings():  # "context words unavailable with NoOpNlpEngine": known
-        warnings.simplefilter("ignore")
-        return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +94,8 @@ class PiiRedactor:
     """
 
     def __init__(self, policy: Policy = "mask", entities: tuple[str, ...] | None = None,
-                 score_threshold: float = 0.4, ner: bool = False, hash_key: bytes | None = None,
-                 prefilter: bool = True):
+                 score_threshold: float = 0.4, ner: bool | str = False,
+                 hash_key: bytes | None = None, prefilter: bool = True):
         if policy not in POLICIES:
             raise ValueError(f"Unknown PII policy {policy!r}; use one of {', '.join(POLICIES)}.")
         self.policy = policy
@@ -157,33 +105,35 @@ class PiiRedactor:
             raise ValueError(f"Unknown entity types {sorted(unknown)}; known: "
                              f"{', '.join(ENTITIES + NER_ENTITIES)}.")
         self.score_threshold = score_threshold
-        self.ner = ner
-        self.prefilter = prefilter and not ner  # names have no pattern to pre-filter on
+        self.prefilter = prefilter
+        # a spaCy pipeline: installed (ner=True) or named (a package or folder)
+        self.ner = load_ner(None if ner is True else ner) if ner else None
+        self.not_scanned = () if self.ner else NER_ENTITIES
         # A random key per run unless given: hashes stay consistent within a file but cannot be
         # reversed by hashing guessed phone numbers, nor linked across runs.
         self._hash_key = hash_key or secrets.token_bytes(32)
         self._pseudonyms: dict[tuple[str, str], str] = {}
         self._counters: dict[str, int] = {}
-        self.analyzer = build_analyzer(ner)
 
     def candidate_entities(self, text: str) -> list[str]:
-        """Entity types whose recognizer could match somewhere in `text`."""
+        """Entity types whose detector could match somewhere in `text` (the pattern ones;
+        names and places, when asked for, are looked for in every text)."""
         if not self.prefilter:
-            return list(self.entities)
+            return [name for name in self.entities if name in _DETECTOR]
         found = prefilter(text)
         return [name for name in self.entities if name in found]
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings in `text`, highest score winning an overlap."""
-        entities = self.candidate_entities(text)
-        if not entities:
-            return []
-        results = self.analyzer.analyze(text, language="en", entities=entities,
-                                        score_threshold=self.score_threshold)
+        spans = [span for entity in self.candidate_entities(text)
+                 for span in _DETECTOR[entity](text)]
+        if self.ner is not None:
+            spans += [span for span in self.ner(text) if span[0] in self.entities]
         chosen: list[Finding] = []
-        for result in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
-            if all(result.end <= kept.start or result.start >= kept.end for kept in chosen):
-                chosen.append(Finding(result.entity_type, result.start, result.end, result.score))
+        for entity, start, end, score in sorted(spans, key=lambda s: (-s[3], s[1] - s[2], s[1])):
+            if score >= self.score_threshold and all(end <= kept.start or start >= kept.end
+                                                     for kept in chosen):
+                chosen.append(Finding(entity, start, end, score))
         return sorted(chosen, key=lambda f: f.start)
 
     def replacement(self, entity_type: str, value: str) -> str:
