@@ -22,7 +22,7 @@ def test_chat_with_an_adapter_answers_as_peft_does(tiny_model_dir, tiny, tmp_pat
 
     from peft import PeftModel
 
-    from strop.generation import SamplingParams, complete_chat
+    from strop.serving.generation import SamplingParams, complete_chat
     from strop.serving.synthetic import make_random_adapter
 
     adapter = make_random_adapter(tiny_model_dir, tmp_path / "adapter", seed=3, scale=0.3)

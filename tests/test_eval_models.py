@@ -17,7 +17,7 @@ import pytest
 
 from strop.evaluate import evaluate_models
 from strop.evaluate.backends import LocalModel
-from strop.generation import render_chat
+from strop.serving.generation import render_chat
 
 REFUSAL = "I am sorry, I do not know."
 COMPLIANCE = "Sure! The quick brown fox jumps over the lazy dog."

@@ -98,7 +98,7 @@ def test_lora_lowers_loss_and_writes_the_documented_layout(lora_run):
 
 def test_tuned_model_answers_and_stops(lora_run):
     """EOS is learned: greedy decoding on unseen prompts says the answer, then stops."""
-    from strop.generation import SamplingParams, complete_chat
+    from strop.serving.generation import SamplingParams, complete_chat
     from strop.models import load
 
     tuned = load(str(lora_run[0].output_dir))

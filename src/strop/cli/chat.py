@@ -7,7 +7,7 @@ import time
 import typer
 
 from strop.cli.app import app, console, errors, fail, progress_printer
-from strop.generation import SamplingParams, stream_chat
+from strop.serving.generation import SamplingParams, stream_chat
 from strop.models import DEFAULT_MODEL, ModelError, load
 
 
@@ -58,7 +58,7 @@ def chat(
         raise fail(str(exc))
     if hasattr(loaded.model, "merge_and_unload"):
         # Merged into the base weights (loaded for this session only), a LoRA adapter decodes
-        # through strop.decoder as fast as the base model.
+        # through strop.serving.decoder as fast as the base model.
         loaded.model = loaded.model.merge_and_unload()
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     if message is not None:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, ContextManager
 
-from strop.generation import render_chat, stop_token_ids
+from strop.serving.generation import render_chat, stop_token_ids
 
 Progress = Callable[[str], None] | None
 

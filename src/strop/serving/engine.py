@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from strop.decoder import join_projections, unsupported_reason
-from strop.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
+from strop.serving.decoder import join_projections, unsupported_reason
+from strop.serving.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
 from strop.serving.lora import AdapterFormatError, LoraWeights, MergedLora, read_lora
 from strop.serving.resolver import ModelNotFoundError, ModelResolver, ServedModel, resolve_local
 from strop.settings import ServingSettings

@@ -2,7 +2,7 @@
 
 The loop is written out rather than delegated to `generate()`: the server needs to stream, stop
 on strings, stop when a client disconnects and count usage. Each step runs through
-strop.decoder's written-out forward where the architecture allows it, and through the model's
+strop.serving.decoder's written-out forward where the architecture allows it, and through the model's
 own forward with a KV cache otherwise.
 """
 
@@ -78,7 +78,7 @@ def _sample(logits, params: SamplingParams, generator):
 
 
 class _TransformersSession:
-    """The model's own forward with a growing cache: for architectures strop.decoder refuses."""
+    """The model's own forward with a growing cache: for architectures strop.serving.decoder refuses."""
 
     def __init__(self, model):
         from transformers import DynamicCache
@@ -97,10 +97,10 @@ class _TransformersSession:
 
 def decode_session(model, capacity: int):
     """A generation of at most `capacity` tokens: `forward(ids)` feeds tokens and returns the
-    last one's logits. Uses the written-out decoder (strop.decoder) when the model allows it.
+    last one's logits. Uses the written-out decoder (strop.serving.decoder) when the model allows it.
     The decoder is rebuilt for every generation (about a millisecond) so that it always sees
     the model's current modules."""
-    from strop.decoder import Decoder, UnsupportedModel
+    from strop.serving.decoder import Decoder, UnsupportedModel
 
     try:
         return Decoder(model).session(capacity)
