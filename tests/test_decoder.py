@@ -55,6 +55,24 @@ def test_logits_match_the_transformers_forward(kind, overrides):
         assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4), f"step {step} differs"
 
 
+@pytest.mark.parametrize("written_out", [True, False])
+def test_prompt_logits_match_the_transformers_forward_at_every_kept_position(written_out):
+    """What evaluation scores references with: the last `keep` positions' logits, from the
+    written-out decoder and from the fallback session alike."""
+    from strop.serving.generation import _TransformersSession, prompt_logits
+
+    model = _random_model("llama")
+    ids = [5, 17, 33, 2, 64, 9, 11, 40, 3]
+    with torch.inference_mode():
+        expected = model(input_ids=torch.tensor([ids])).logits[0, -4:]
+    if written_out:
+        kept = prompt_logits(model, ids, 4)
+    else:
+        kept = _TransformersSession(model).logits(ids, 4)
+    assert kept.shape == (4, 97) and kept.dtype == torch.float32
+    assert torch.allclose(kept, expected, atol=1e-4, rtol=1e-4)
+
+
 def test_half_precision_weights_stay_close_to_float32():
     model = _random_model("llama")
     prompt = [5, 17, 33, 2, 64, 9, 11]
