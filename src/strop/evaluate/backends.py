@@ -14,6 +14,7 @@ the arithmetic, and than a batched forward in bfloat16, which this CPU multiplie
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -94,11 +95,7 @@ def _reference_ids(weights, eos_ids: set[int], prompt: list[dict],
     full_ids = render_chat(weights.tokenizer, prompt + [{"role": "assistant",
                                                          "content": reference}],
                            add_generation_prompt=False)
-    shared = 0
-    for a, b in zip(prompt_ids, full_ids):
-        if a != b:
-            break
-        shared += 1
+    shared = len(os.path.commonprefix([prompt_ids, full_ids]))  # any sequences, not only paths
     # Score up to and including the end-of-turn token; what a template adds after it
     # (a newline) is formatting, not the answer.
     end = len(full_ids)
