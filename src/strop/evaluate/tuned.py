@@ -8,6 +8,7 @@ from pathlib import Path
 from strop.evaluate.backends import LocalModel
 from strop.serving import Engine, ModelNotFoundError, ServedModel
 from strop.serving.resolver import served_folder
+from strop.settings import ServingSettings
 from strop.store.served import TunedModelPaths, locate
 
 
@@ -47,7 +48,7 @@ def evaluate_tuned_model(settings, model: str, base: str | None = None, data_pat
 
     serving = settings.serving
     if dtype is not None:
-        serving = type(serving)(**{**serving.model_dump(), "dtype": dtype})  # validated
+        serving = ServingSettings(**{**serving.model_dump(), "dtype": dtype})  # checked
     engine = Engine(resolve, serving, progress=progress)
     manifest = paths.manifest() or {}
     if data_path is None:  # the job's own held-out data: its validation file or split
