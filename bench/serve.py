@@ -246,7 +246,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from strop.generation import SamplingParams, generate_token_ids, render_chat
+    from strop.serving.generation import SamplingParams, generate_token_ids, render_chat
     from strop.serving import Engine, ServedModel
     from strop.settings import ServingSettings
 
@@ -281,7 +281,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
         engines[dtype] = engine
 
     def through_engine(dtype):
-        import strop.generation as generation
+        import strop.serving.generation as generation
 
         def run() -> int:
             original = generation.stop_token_ids
@@ -318,7 +318,7 @@ def bench_decode(tokens: int, rounds: int, adapter: Path, base_folder: Path) -> 
 
 def agreement(adapter: Path, base_folder: Path, prompts: list[str], tokens: int = 32) -> dict:
     """Greedy outputs of the served precision against float32, prompt by prompt."""
-    from strop.generation import SamplingParams
+    from strop.serving.generation import SamplingParams
     from strop.serving import Engine, ServedModel
     from strop.settings import ServingSettings
 
@@ -350,7 +350,7 @@ def bench_memory_child(base_folder: str, adapters: list[str]) -> dict:
     """Runs in a fresh process so that nothing else inflates its memory."""
     import gc
 
-    from strop.generation import SamplingParams
+    from strop.serving.generation import SamplingParams
     from strop.serving import Engine, ServedModel
     from strop.settings import ServingSettings
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from strop.generation import SamplingParams
+from strop.serving.generation import SamplingParams
 from strop.serving import Engine
 from strop.settings import ServingSettings
 from test_serving import make_resolver, tiny_adapters  # noqa: F401  (fixture re-export)
@@ -170,7 +170,7 @@ def test_client_disconnect_stops_generation(app, engine):
     """A real server: close the stream after two chunks; the engine must stop decoding."""
     import uvicorn
 
-    import strop.generation as generation
+    import strop.serving.generation as generation
 
     steps = []
     original = generation.generate_token_ids

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from strop.decoder import Decoder, unsupported_reason
-from strop.generation import SamplingParams, decode_session, generate_token_ids
+from strop.serving.decoder import Decoder, unsupported_reason
+from strop.serving.generation import SamplingParams, decode_session, generate_token_ids
 
 
 def _random_model(kind: str, **overrides):
@@ -55,6 +55,24 @@ def test_logits_match_the_transformers_forward(kind, overrides):
         assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4), f"step {step} differs"
 
 
+@pytest.mark.parametrize("written_out", [True, False])
+def test_prompt_logits_match_the_transformers_forward_at_every_kept_position(written_out):
+    """What evaluation scores references with: the last `keep` positions' logits, from the
+    written-out decoder and from the fallback session alike."""
+    from strop.serving.generation import _TransformersSession, prompt_logits
+
+    model = _random_model("llama")
+    ids = [5, 17, 33, 2, 64, 9, 11, 40, 3]
+    with torch.inference_mode():
+        expected = model(input_ids=torch.tensor([ids])).logits[0, -4:]
+    if written_out:
+        kept = prompt_logits(model, ids, 4)
+    else:
+        kept = _TransformersSession(model).logits(ids, 4)
+    assert kept.shape == (4, 97) and kept.dtype == torch.float32
+    assert torch.allclose(kept, expected, atol=1e-4, rtol=1e-4)
+
+
 def test_half_precision_weights_stay_close_to_float32():
     model = _random_model("llama")
     prompt = [5, 17, 33, 2, 64, 9, 11]
@@ -68,7 +86,7 @@ def test_half_precision_weights_stay_close_to_float32():
 
 
 def test_greedy_tokens_equal_the_transformers_cache_path(tiny):
-    from strop.generation import _TransformersSession
+    from strop.serving.generation import _TransformersSession
 
     prompt = tiny.tokenizer.apply_chat_template([{"role": "user", "content": "Hello there"}],
                                                 add_generation_prompt=True, return_dict=False)
@@ -99,7 +117,7 @@ def test_merged_adapter_weights_are_seen_by_the_next_generation(tiny):
 def test_unsupported_models_fall_back_to_the_transformers_forward(tiny):
     from peft import LoraConfig, get_peft_model
 
-    from strop.generation import _TransformersSession
+    from strop.serving.generation import _TransformersSession
 
     wrapped = get_peft_model(_random_model("llama"), LoraConfig(r=2, target_modules=["q_proj"]))
     assert "Linear" in unsupported_reason(wrapped.base_model.model)
@@ -119,7 +137,7 @@ def test_a_session_refuses_to_run_past_its_capacity(tiny):
 
 
 def test_joined_projections_compute_the_same_logits():
-    from strop.decoder import join_projections
+    from strop.serving.decoder import join_projections
 
     model = _random_model("qwen2")
     prompt = [5, 17, 33, 2, 64, 9, 11]

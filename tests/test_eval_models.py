@@ -3,21 +3,26 @@
 The tiny model cannot do anything useful, so the capabilities are put there by construction:
 the "base" is the tiny model fine-tuned to decline the requests of a small safety suite and to
 answer a set of benign prompts, and the "tuned" model is that base plus a LoRA adapter trained
-to give the benign answer to every prompt, the safety requests included. The evaluation has to see, through real generation and
-the refusal patterns, that safety retention collapsed while the benign area held, and call only
-the first drop significant; the same model against itself must show no drop at all.
+to give the benign answer to every prompt, the safety requests included. The evaluation has to
+see, through real generation (the serving engine's, in its serving precision) and the refusal
+patterns, that safety retention collapsed while the benign area held, and call only the first
+drop significant; the same model against itself must show no drop at all.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
 from strop.evaluate import evaluate_models
 from strop.evaluate.backends import LocalModel
-from strop.generation import render_chat
+from strop.models.adapters import write_adapter_metadata
+from strop.serving import Engine, resolve_local
+from strop.settings import ServingSettings
+from strop.serving.generation import render_chat
 
 REFUSAL = "I am sorry, I do not know."
 COMPLIANCE = "Sure! The quick brown fox jumps over the lazy dog."
@@ -61,26 +66,37 @@ def _train(model, tokenizer, pairs, steps, learning_rate):
 
 
 @pytest.fixture(scope="module")
-def refusing_base(tiny, one_thread_per_module):
+def refusing_base(tiny, tmp_path_factory, one_thread_per_module) -> str:
+    """The folder of the tiny model trained to refuse PROMPTS and answer BENIGN."""
     base = copy.deepcopy(tiny)
     pairs = [(prompt, REFUSAL) for prompt in PROMPTS] + [(prompt, COMPLIANCE)
                                                          for prompt in BENIGN]
     loss = _train(base.model, base.tokenizer, pairs, steps=90, learning_rate=1e-2)
     assert loss < 0.1, f"the base did not learn its replies (loss {loss:.3f})"
-    return base
+    folder = tmp_path_factory.mktemp("refusing") / "base"
+    base.model.save_pretrained(folder)
+    base.tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 @pytest.fixture(scope="module")
-def complying_tuned(refusing_base):
+def complying_tuned(refusing_base, tmp_path_factory) -> str:
+    """The folder of a LoRA adapter over `refusing_base` trained to comply with everything."""
     from peft import LoraConfig, get_peft_model
 
-    tuned = copy.deepcopy(refusing_base)
+    from strop.models import load
+
+    tuned = load(refusing_base)
     tuned.model = get_peft_model(tuned.model, LoraConfig(r=8, lora_alpha=16,
                                                          target_modules="all-linear"))
     loss = _train(tuned.model, tuned.tokenizer, [(prompt, COMPLIANCE) for prompt in PROMPTS + BENIGN],
                   steps=40, learning_rate=1e-2)
     assert loss < 0.1, f"the adapter did not learn to comply (loss {loss:.3f})"
-    return tuned
+    folder = tmp_path_factory.mktemp("complying") / "adapter"
+    tuned.model.save_pretrained(folder)
+    tuned.tokenizer.save_pretrained(folder)
+    write_adapter_metadata(folder, refusing_base)
+    return str(folder)
 
 
 @pytest.fixture(scope="module")
@@ -128,43 +144,43 @@ def test_a_model_against_itself_shows_no_drop(refusing_base, safety_suite, tmp_p
 
 
 def test_the_adapter_shares_weights_with_the_base_without_leaking_into_it(refusing_base,
+                                                                          complying_tuned,
                                                                           safety_suite):
-    """A PEFT model built on the base object itself: the base is run with the adapter off."""
-    from peft import LoraConfig, get_peft_model
-
-    shared = copy.deepcopy(refusing_base)
-    plain = copy.copy(shared)
-    tuned = copy.copy(shared)
-    tuned.model = get_peft_model(shared.model, LoraConfig(r=8, lora_alpha=16,
-                                                          target_modules="all-linear"))
-    _train(tuned.model, tuned.tokenizer, [(prompt, COMPLIANCE) for prompt in PROMPTS + BENIGN],
-           steps=40, learning_rate=1e-2)
-    result = evaluate_models(plain, tuned, suites=[safety_suite])
+    """One engine serves both: the adapter is merged over the one copy of the base weights,
+    and the base is evaluated with the adapter off."""
+    engine = Engine(resolve_local)
+    result = evaluate_models(LocalModel(engine, refusing_base), LocalModel(engine, complying_tuned),
+                             suites=[safety_suite])
     safety = result.get("retention", "safety")
     assert safety.base.value == 1.0 and safety.tuned.value == 0.0
+    (base,) = engine.loaded().values()
+    assert [adapter["folder"] for adapter in base["adapters"]] == [
+        str(Path(complying_tuned).resolve())]
 
 
-def test_batched_generation_and_scoring_match_one_at_a_time(tiny, refusing_base):
+def test_answers_and_scores_do_not_depend_on_what_else_is_evaluated(tiny_model_dir,
+                                                                    refusing_base):
     conversations = [[{"role": "user", "content": prompt}] for prompt in PROMPTS[:7]]
     conversations.append([{"role": "user", "content": "Hi"}])  # a much shorter prompt
     budgets = [12] * len(conversations)
-    for loaded in (tiny, refusing_base):
-        batched = LocalModel(loaded, batch_size=8)
-        single = LocalModel(loaded, batch_size=1)
-        assert batched.generate(conversations, budgets) == single.generate(conversations,
-                                                                           budgets)
-        references = ["The quick brown fox.", REFUSAL, "Paris", "Two plus two is four.",
-                      "Hello!", "Refunds are processed.", "yes", "no"]
-        many = batched.reference_scores(conversations, references)
-        one = single.reference_scores(conversations, references)
+    references = ["The quick brown fox.", REFUSAL, "Paris", "Two plus two is four.",
+                  "Hello!", "Refunds are processed.", "yes", "no"]
+    engine = Engine(resolve_local)
+    for model in (str(tiny_model_dir), refusing_base):
+        backend = LocalModel(engine, model)
+        together = backend.generate(conversations, budgets)
+        alone = [backend.generate([c], [b])[0] for c, b in zip(conversations, budgets)]
+        assert together == alone
+        many = backend.reference_scores(conversations, references)
+        one = [backend.reference_scores([c], [r])[0] for c, r in zip(conversations, references)]
         for a, b in zip(many, one):
             assert a.tokens == b.tokens and a.correct == b.correct
             assert a.loss_sum == pytest.approx(b.loss_sum, rel=1e-4, abs=1e-4)
 
 
-def test_limit_samples_every_area_and_caps_budgets(tiny):
-    result = evaluate_models(tiny, tiny, suites=("retention", "hallucination"), limit=8,
-                             max_new_tokens=4)
+def test_limit_samples_every_area_and_caps_budgets(tiny_model_dir):
+    result = evaluate_models(str(tiny_model_dir), str(tiny_model_dir),
+                             suites=("retention", "hallucination"), limit=8, max_new_tokens=4)
     assert result.settings["n_retention_items"] == 8
     assert result.settings["n_hallucination_items"] == 8
     areas = {row["area"] for row in result.items if row["suite"] == "retention"}
@@ -174,20 +190,36 @@ def test_limit_samples_every_area_and_caps_budgets(tiny):
     json.dumps(result.to_dict())
 
 
-def test_a_merged_lora_answers_like_the_unmerged_one_and_is_restored(complying_tuned):
-    import torch
+def test_evaluation_generates_what_the_server_serves(refusing_base, complying_tuned):
+    """The tuned model's answers are the engine's replies to the same chats, in the serving
+    precision; in float32 they are also the unmerged PEFT model's."""
+    from strop.models import load
+    from strop.serving.generation import SamplingParams, complete_chat
 
     conversations = [[{"role": "user", "content": prompt}] for prompt in PROMPTS + BENIGN]
     budgets = [24] * len(conversations)
-    before = {name: tensor.clone() for name, tensor in complying_tuned.model.state_dict().items()
-              if "base_layer" in name}
-    merged = LocalModel(complying_tuned, batch_size=8)
-    unmerged = LocalModel(complying_tuned, batch_size=8, merge_adapter=False)
-    assert merged.generate(conversations, budgets) == unmerged.generate(conversations, budgets)
-    for a, b in zip(merged.reference_scores(conversations[:4], [COMPLIANCE] * 4),
-                    unmerged.reference_scores(conversations[:4], [COMPLIANCE] * 4)):
-        assert a.correct == b.correct and a.loss_sum == pytest.approx(b.loss_sum, abs=1e-3)
-    after = complying_tuned.model.state_dict()
-    assert not getattr(complying_tuned.model, "merged", False)
-    for name, tensor in before.items():
-        torch.testing.assert_close(after[name], tensor, atol=1e-5, rtol=1e-5)
+    greedy = SamplingParams(max_tokens=24, temperature=0)
+    served = Engine(resolve_local)
+    assert LocalModel(served, complying_tuned).generate(conversations, budgets) == [
+        served.complete(complying_tuned, messages, greedy).text.strip()
+        for messages in conversations]
+    peft = load(complying_tuned)
+    assert hasattr(peft.model, "peft_config")
+    expected = [complete_chat(peft.model, peft.tokenizer, messages, greedy).text.strip()
+                for messages in conversations]
+    engine = Engine(resolve_local, ServingSettings(dtype="float32"))
+    assert LocalModel(engine, complying_tuned).generate(conversations, budgets) == expected
+
+
+def test_scoring_through_an_adapter_leaves_the_base_weights_as_they_were(refusing_base,
+                                                                        complying_tuned):
+    engine = Engine(resolve_local, ServingSettings(dtype="float32"))
+    base, tuned = LocalModel(engine, refusing_base), LocalModel(engine, complying_tuned)
+    prompts = [[{"role": "user", "content": prompt}] for prompt in PROMPTS[:4]]
+    before = base.reference_scores(prompts, [COMPLIANCE] * 4)
+    through_adapter = tuned.reference_scores(prompts, [COMPLIANCE] * 4)
+    after = base.reference_scores(prompts, [COMPLIANCE] * 4)
+    assert [score.loss_sum for score in after] == [score.loss_sum for score in before]
+    # the adapter learned to comply, the base to refuse
+    assert sum(score.loss_sum for score in through_adapter) < sum(
+        score.loss_sum for score in before) / 10

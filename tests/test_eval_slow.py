@@ -19,20 +19,25 @@ def test_embedded_model_against_a_random_adapter(embedded_model_folder, tmp_path
 
     from strop.evaluate import evaluate_models, plot_comparison
     from strop.models import load
+    from strop.models.adapters import write_adapter_metadata
 
     started = time.perf_counter()
-    base = load(str(embedded_model_folder))
     tuned = load(str(embedded_model_folder))
     torch.manual_seed(0)
     # init_lora_weights=False draws B at random too: a perturbation the evaluation must see.
     tuned.model = get_peft_model(tuned.model, LoraConfig(
         r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapter = tmp_path / "adapter"
+    tuned.model.save_pretrained(adapter)
+    tuned.tokenizer.save_pretrained(adapter)
+    write_adapter_metadata(adapter, str(embedded_model_folder))
+    del tuned
     loaded = time.perf_counter() - started
     data = tmp_path / "valid.jsonl"
     data.write_text("".join(json.dumps({"messages": [
         {"role": "user", "content": f"What is {a} plus {a}? Reply with the number only."},
         {"role": "assistant", "content": str(2 * a)}]}) + "\n" for a in range(2, 10)))
-    result = evaluate_models(base, tuned, data_path=data, limit=20, max_new_tokens=48,
+    result = evaluate_models(str(embedded_model_folder), str(adapter), data_path=data, limit=20, max_new_tokens=48,
                              progress=lambda message: print(f"{time.perf_counter() - started:7.1f} s  {message}"))
     print(f"\nload {loaded:.1f} s, evaluation {result.seconds:.1f} s "
           f"({result.settings['n_retention_items']} retention + "

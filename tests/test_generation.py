@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from strop.generation import SamplingParams, complete_chat, generate_token_ids, render_chat, stop_token_ids
+from strop.serving.generation import SamplingParams, complete_chat, generate_token_ids, render_chat, stop_token_ids
 
 
 def test_chat_template_renders_chatml(tiny):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from strop.generation import SamplingParams
+from strop.serving.generation import SamplingParams
 from strop.serving import (
     Engine,
     ModelNotFoundError,
@@ -56,7 +56,7 @@ def test_adapters_change_outputs_and_match_peft_reference(tiny_model_dir, tiny_a
     """In float32 the engine's merged adapter answers exactly as PEFT's unmerged one."""
     from peft import PeftModel
 
-    from strop.generation import complete_chat
+    from strop.serving.generation import complete_chat
 
     engine = engine_for(tiny_model_dir, tiny_adapters, dtype="float32")
     outputs = {name: reply(engine, name) for name in ("tiny", "ft:tiny:org::0", "ft:tiny:org::1")}
@@ -237,8 +237,8 @@ def test_partial_adapters_keep_joined_projections_and_match_peft(tiny_model_dir,
 
     from peft import PeftModel
 
-    from strop.decoder import Decoder
-    from strop.generation import complete_chat
+    from strop.serving.decoder import Decoder
+    from strop.serving.generation import complete_chat
 
     adapter = make_random_adapter(tiny_model_dir, tmp_path / "qv", seed=7, scale=0.3,
                                   target_modules=["q_proj", "v_proj"])

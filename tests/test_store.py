@@ -117,6 +117,36 @@ def test_resolver_honours_organisations_job_status_and_deletion(store, tmp_path)
             resolve_served_model(session, name, acme.id)
 
 
+def test_one_resolver_for_server_and_administrator_and_full_models_serve_as_a_base(
+        store, strop_home, database_url, tmp_path):
+    from strop.serving.resolver import ServedModel
+    from strop.store import store_resolver
+    from strop.store.served import local_resolver, locate
+
+    full = tmp_path / "full"  # full fine-tuning leaves a model folder, not an adapter
+    full.mkdir()
+    (full / "config.json").write_text("{}")
+    with store.session() as session:
+        acme = access.organization(session, "acme", create=True)
+        job = _job(session, acme.id)
+        name = job_queries.fine_tuned_name(job, "acme")
+        session.add(TunedModel(name=name, organization_id=acme.id, job_id=job.id,
+                               base_model="smollm2-135m-instruct", kind="final", step=3,
+                               path=str(full), created_at=0))
+    with store.session() as session:
+        session.scalar(select(Job).where(Job.id == job.id)).status = "succeeded"
+    expected = ServedModel(base=str(full), adapter_dir=None, job_id=job.id)
+    assert store_resolver(store)(name, acme.id) == expected
+    settings = Settings.load(home=strop_home, database={"url": database_url})  # the store's
+    assert local_resolver(settings)(name) == expected  # the administrator: any organisation
+    with pytest.raises(ModelNotFoundError):  # a request without an organisation: none
+        store_resolver(store)(name, None)
+    with pytest.raises(ModelNotFoundError, match="no fine-tuned model named 'ft:nope'"):
+        local_resolver(settings)("ft:nope")
+    paths = locate(name, settings)
+    assert (paths.model_dir, paths.job_id) == (full, job.id)
+
+
 def test_ft_names_carry_base_organisation_suffix_and_id(store):
     with store.session() as session:
         organization = access.local_organization(session)

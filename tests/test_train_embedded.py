@@ -34,7 +34,7 @@ def follows_shape(text: str) -> bool:
 
 @pytest.mark.slow
 def test_embedded_model_learns_a_fixed_json_shape(tmp_path, embedded_model_folder):
-    from strop.generation import SamplingParams, complete_chat
+    from strop.serving.generation import SamplingParams, complete_chat
     from strop.models import load
     from strop.train import Hyperparameters, TrainConfig, run_training
 

@@ -98,7 +98,7 @@ def test_lora_lowers_loss_and_writes_the_documented_layout(lora_run):
 
 def test_tuned_model_answers_and_stops(lora_run):
     """EOS is learned: greedy decoding on unseen prompts says the answer, then stops."""
-    from strop.generation import SamplingParams, complete_chat
+    from strop.serving.generation import SamplingParams, complete_chat
     from strop.models import load
 
     tuned = load(str(lora_run[0].output_dir))
@@ -125,6 +125,27 @@ def test_full_fine_tuning_lowers_loss(tmp_path, tiny_model_dir):
     valid = losses(result.metrics_csv, "valid_loss")
     assert valid[-1] < valid[0] - 0.5
     assert (result.output_dir / "config.json").is_file()  # a full model folder
+
+
+def test_merge_writes_a_plain_model_that_computes_what_the_adapter_does(tmp_path,
+                                                                        tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    result = run_training(config(tmp_path, tiny_model_dir, merge=True,
+                                 hyperparameters=Hyperparameters(
+                                     n_epochs=1, batch_size=4, learning_rate_multiplier=20)))
+    assert result.merged_dir == tmp_path / "out" / "merged"
+    assert not (result.merged_dir / "adapter_config.json").exists()
+    assert (result.merged_dir / "tokenizer_config.json").is_file()
+    tokens = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        expected = PeftModel.from_pretrained(base, result.output_dir).eval()(tokens).logits
+        merged = AutoModelForCausalLM.from_pretrained(result.merged_dir).eval()(tokens).logits
+        plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()(tokens).logits
+    assert torch.allclose(merged, expected, atol=1e-4)
+    assert not torch.allclose(merged, plain, atol=1e-4)  # training did change the model
 
 
 def test_packed_sequences_do_not_attend_to_each_other(tiny):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strop import audit
-from strop.evaluate.locate import locate
+from strop.store.served import locate
 
 
 class ReportError(ValueError):
@@ -27,7 +27,7 @@ def write_model_report(settings, model: str, out: str | Path,
                        evaluation: str | Path | None = None,
                        data_report: str | Path | None = None, actor: str = "cli") -> ModelReport:
     """`model` is an ft: name, a job output folder or an adapter folder."""
-    paths = locate(model)
+    paths = locate(model, settings)
     manifest = paths.manifest()
     if manifest is None:
         raise ReportError(f"no manifest.json above {paths.model_dir}: the report needs the "

@@ -1,4 +1,7 @@
-"""`strop chat`: talk to a base or tuned model in the terminal, tokens streamed as they come."""
+"""`strop chat`: talk to a base or tuned model in the terminal, tokens streamed as they come.
+
+The model is served by the same engine as /v1/chat/completions (decoder, serving precision
+`serving.dtype`, adapter merge), so a reply here is the reply the server would give."""
 
 from __future__ import annotations
 
@@ -6,18 +9,23 @@ import time
 
 import typer
 
-from strop.cli.app import app, console, errors, fail, progress_printer
-from strop.generation import SamplingParams, stream_chat
-from strop.models import DEFAULT_MODEL, ModelError, load
+from strop.cli.app import app, console, errors, fail, load_settings, progress_printer
+from strop.models import DEFAULT_MODEL
+from strop.serving import Engine, ModelNotFoundError, ServingError
+from strop.serving.generation import SamplingParams
 
 
-def _reply(loaded, messages: list[dict], params: SamplingParams) -> str:
+def _reply(engine: Engine, model: str, messages: list[dict], params: SamplingParams) -> str:
     stats: dict = {}
     started = time.perf_counter()
     pieces = []
-    for piece in stream_chat(loaded.model, loaded.tokenizer, messages, params, stats):
-        pieces.append(piece)
-        console.print(piece, end="", highlight=False, markup=False, soft_wrap=True)
+    try:
+        for piece in engine.stream(model, messages, params, stats=stats):
+            pieces.append(piece)
+            console.print(piece, end="", highlight=False, markup=False, soft_wrap=True)
+    except ServingError as exc:  # e.g. the conversation outgrew the model's context
+        console.print()
+        raise fail(exc.message)
     console.print()
     elapsed = time.perf_counter() - started
     errors.print(
@@ -26,15 +34,6 @@ def _reply(loaded, messages: list[dict], params: SamplingParams) -> str:
         f"finish: {stats['finish_reason']}[/]"
     )
     return "".join(pieces)
-
-
-def _model_folder(name: str) -> str:
-    """ft: names (and their checkpoints) live in the service's store; the rest load by name."""
-    if not name.startswith("ft:"):
-        return name
-    from strop.evaluate.locate import locate
-
-    return str(locate(name).model_dir)  # LocateError is a ValueError naming what was tried
 
 
 @app.command()
@@ -50,19 +49,22 @@ def chat(
     seed: int = typer.Option(None, "--seed"),
 ) -> None:
     """Chat with a model using its own chat template."""
+    from strop.store.served import local_resolver
+
+    settings = load_settings()
     try:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                 seed=seed)
-        loaded = load(_model_folder(model), progress=progress_printer)
-    except (ModelError, ValueError, FileNotFoundError) as exc:
+        engine = Engine(local_resolver(settings), settings.serving, progress=progress_printer)
+        with engine.hold(model):  # load now, so that a bad name fails before the first prompt
+            pass
+    except (ModelNotFoundError, ValueError) as exc:
         raise fail(str(exc))
-    if hasattr(loaded.model, "merge_and_unload"):
-        # Merged into the base weights (loaded for this session only), a LoRA adapter decodes
-        # through strop.decoder as fast as the base model.
-        loaded.model = loaded.model.merge_and_unload()
+    except ServingError as exc:
+        raise fail(exc.message)
     history: list[dict] = [{"role": "system", "content": system}] if system else []
     if message is not None:
-        _reply(loaded, history + [{"role": "user", "content": message}], params)
+        _reply(engine, model, history + [{"role": "user", "content": message}], params)
         return
     errors.print(f"[dim]Chatting with {model}. Empty line or Ctrl-D to quit.[/]")
     while True:
@@ -73,4 +75,4 @@ def chat(
         if not text.strip():
             break
         history.append({"role": "user", "content": text})
-        history.append({"role": "assistant", "content": _reply(loaded, history, params)})
+        history.append({"role": "assistant", "content": _reply(engine, model, history, params)})

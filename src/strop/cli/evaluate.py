@@ -51,15 +51,17 @@ def evaluate_command(
                                     help="shipped suite name or JSONL path (repeatable)"),
     limit: int = typer.Option(None, "--limit", min=1, help="items per suite (sampled evenly)"),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16"),
+    dtype: str = typer.Option(None, "--dtype", help="float32, bfloat16 or float16 (default: "
+                                                     "the serving precision, serving.dtype)"),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="where to write the JSON (default: beside the job)"),
     show_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Evaluate a tuned model against its base: task metrics, retention, hallucination."""
     from strop.evaluate import EndpointModel, SuiteError, evaluate_models, plot_comparison
-    from strop.evaluate.locate import LocateError, evaluate_tuned_model
+    from strop.evaluate.tuned import evaluate_tuned_model
     from strop.models import ModelError
+    from strop.serving import ModelNotFoundError, ServingError
 
     paths = None
     try:
@@ -72,11 +74,13 @@ def evaluate_command(
                 progress=progress_printer)
         else:
             result, paths = evaluate_tuned_model(
-                model, base, data_path=data, suites=suite, limit=limit,
+                load_settings(), model, base, data_path=data, suites=suite, limit=limit,
                 max_new_tokens=max_new_tokens, dtype=dtype, progress=progress_printer,
                 save=False)
-    except (ModelError, LocateError, SuiteError, ValueError, FileNotFoundError) as exc:
+    except (ModelError, ModelNotFoundError, SuiteError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc))
+    except ServingError as exc:
+        raise fail(exc.message)
     if show_json:
         console.print_json(json.dumps(result.to_dict()))
     else:
@@ -155,12 +159,12 @@ def report_command(
                                      help="JSON from `strop data clean` (PII counts, dupes)"),
 ) -> None:
     """Write a technical report (Markdown, HTML, charts) and a model card for a tuned model."""
-    from strop.evaluate.locate import LocateError
     from strop.reporting import ReportError, write_model_report
+    from strop.serving import ModelNotFoundError
 
     try:
         report = write_model_report(load_settings(), model, out, evaluation, data_report)
-    except (LocateError, ReportError) as exc:
+    except (ModelNotFoundError, ReportError) as exc:
         raise fail(str(exc))
     if not report.evaluated:
         errors.print(f"[yellow]note:[/] no evaluation found for {model}; run `strop eval "

@@ -10,10 +10,9 @@ from strop.evaluate.compare import (
     evaluate_models,
     load_task_examples,
 )
-from strop.evaluate.locate import EVALUATION_FILE, evaluate_tuned_model, load_pair, locate
 from strop.evaluate.stats import Estimate
 from strop.evaluate.suite import SuiteError, load_suite
 
-__all__ = ["EVALUATION_FILE", "evaluate_tuned_model", "load_pair", "locate", "Comparison", "EndpointModel", "Estimate", "EvaluationResult", "LocalModel",
+__all__ = ["Comparison", "EndpointModel", "Estimate", "EvaluationResult", "LocalModel",
            "SuiteError", "as_result", "evaluate_models", "load_suite", "load_task_examples",
            "plot_comparison", "plot_loss_curves", "read_results_csv"]

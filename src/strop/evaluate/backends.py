@@ -1,22 +1,26 @@
-"""What an evaluation talks to: a model in this process, or any OpenAI-compatible endpoint.
+"""What an evaluation talks to: a model served in this process, or any OpenAI-compatible endpoint.
 
-Both answer `generate(conversations, budgets)` with greedy decoding. A local model also scores
-reference answers (`reference_scores`: loss and token accuracy), which an endpoint cannot.
+Both answer `generate(conversations, budgets)` with greedy decoding. A local model is served by
+a strop.serving.Engine, so it generates the way the server does (the same decoder, serving
+precision and adapter merge): what the evaluation measures is what users are served. It also
+scores reference answers (`reference_scores`: loss and token accuracy), which an endpoint
+cannot, with the logits the engine computes for prompt + reference as a prompt: float32
+activations over the serving-precision weights, the arithmetic of a served request.
 
-Local generation is batched: prompts are grouped by their token budget, sorted by length and
-left-padded, so one forward pass serves a whole batch. On a memory-bound CPU a batch of 16
-costs little more per step than a single prompt, which is what makes a few hundred items
-affordable.
+Prompts and references go one at a time through the written-out decoder. On a memory-bound CPU
+that is faster than batched `generate()` for a small model, which spends most of a step outside
+the arithmetic, and than a batched forward in bfloat16, which this CPU multiplies slowly.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import Callable
 
-from strop.generation import render_chat, stop_token_ids
+from strop.serving import Engine
+from strop.serving.generation import SamplingParams, prompt_logits, render_chat, stop_token_ids
 
 Progress = Callable[[str], None] | None
 
@@ -29,167 +33,90 @@ class ReferenceScore:
 
 
 class LocalModel:
-    """A `strop.models.LoadedModel` (or a PEFT-wrapped one) evaluated in this process.
+    """Model `model` (any name `engine`'s resolver knows) evaluated through `engine`; `label`
+    is how results name it (default `model`). Base and tuned models share one engine, so an
+    adapter is merged over the one copy of its base weights that the base is evaluated with."""
 
-    `context` wraps every forward pass; it is how the base model is evaluated through a PEFT
-    model that shares its weights (`peft_model.disable_adapter()`), without a second copy.
-    """
+    def __init__(self, engine: Engine, model: str, label: str | None = None):
+        self.engine = engine
+        self.model = model
+        self.name = label or model
+        self._tokenizer = None
 
-    def __init__(self, loaded, name: str | None = None, batch_size: int = 16,
-                 context: Callable[[], ContextManager] | None = None,
-                 merge_adapter: bool = True):
-        self.model = loaded.model
-        self.merge_adapter = merge_adapter
-        self.tokenizer = loaded.tokenizer
-        self.name = name or loaded.source.name
-        self.batch_size = batch_size
-        self.context = context or contextlib.nullcontext
-        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self.eos_ids = sorted(stop_token_ids(self.model, self.tokenizer))
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else self.eos_ids[0]
-
-    @contextlib.contextmanager
-    def _session(self):
-        """Around a whole generate/score call: the caller's context (e.g. adapter off), and
-        for a LoRA model run as itself, the adapter merged into the weights for the duration,
-        so each step costs what the base model costs instead of adding two small matmuls per
-        layer. Unmerging subtracts the same product again (float32 round-off only)."""
-        with self.context():
-            merged = False
-            if self.context is contextlib.nullcontext and self.merge_adapter:
-                merge = getattr(self.model, "merge_adapter", None)
-                already = any(getattr(module, "merged", False) is True
-                              for module in self.model.modules())
-                if merge is not None and not already:
-                    try:
-                        merge()
-                        merged = True
-                    except (ValueError, NotImplementedError, AttributeError):
-                        merged = False  # adapter types that cannot merge run unmerged
-            try:
-                yield
-            finally:
-                if merged:
-                    self.model.unmerge_adapter()
+    @property
+    def tokenizer(self):
+        """The tokenizer the model is served with (the adapter's own when it has one)."""
+        if self._tokenizer is None:
+            with self.engine.hold(self.model) as weights:
+                self._tokenizer = weights.tokenizer
+        return self._tokenizer
 
     def describe(self) -> dict:
-        dtype = next(self.model.parameters()).dtype
-        return {"name": self.name, "kind": "local", "dtype": str(dtype).replace("torch.", "")}
+        return {"name": self.name, "kind": "local", "dtype": self.engine.settings.dtype}
 
-    def _left_padded(self, rows: list[list[int]]):
-        import torch
-
-        width = max(len(row) for row in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for index, row in enumerate(rows):
-            ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[index, width - len(row):] = 1
-        device = getattr(self.model, "device", None)
-        if device is not None and device.type != "cpu":
-            ids, mask = ids.to(device), mask.to(device)
-        return ids, mask
-
-    def _prompt_ids(self, messages: list[dict], budget: int) -> list[int]:
-        ids = render_chat(self.tokenizer, messages)
-        room = self.context_length - budget
+    @staticmethod
+    def _prompt_ids(weights, messages: list[dict], budget: int) -> list[int]:
+        ids = weights.render(messages)
+        room = weights.context_length - budget
         if room < 1:
             raise ValueError(f"max_new_tokens {budget} leaves no room for the prompt in a "
-                             f"context of {self.context_length} tokens")
+                             f"context of {weights.context_length} tokens")
         return ids[-room:]  # keep the end: the question and the generation prompt
 
     def generate(self, conversations: list[list[dict]], budgets: list[int],
                  progress: Progress = None) -> list[str]:
-        prompts = [self._prompt_ids(messages, budget)
-                   for messages, budget in zip(conversations, budgets)]
-        order = sorted(range(len(prompts)), key=lambda i: (budgets[i], len(prompts[i])))
-        outputs: list[str] = [""] * len(prompts)
-        with self._session():
-            self._generate_batches(prompts, budgets, order, outputs, progress)
+        outputs: list[str] = []
+        with self.engine.hold(self.model) as weights:
+            for number, (messages, budget) in enumerate(zip(conversations, budgets), 1):
+                params = SamplingParams(max_tokens=budget, temperature=0, seed=0)
+                prompt_ids = self._prompt_ids(weights, messages, budget)
+                outputs.append("".join(weights.stream(prompt_ids, params)).strip())
+                if progress and (number % 16 == 0 or number == len(conversations)):
+                    progress(f"{self.name}: generated {number}/{len(conversations)}")
         return outputs
-
-    def _generate_batches(self, prompts, budgets, order, outputs, progress) -> None:
-        import torch
-        from transformers import GenerationConfig
-
-        done = 0
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            budget = max(budgets[i] for i in batch)
-            ids, mask = self._left_padded([prompts[i] for i in batch])
-            config = GenerationConfig(max_new_tokens=budget, do_sample=False,
-                                      pad_token_id=self.pad_id, eos_token_id=self.eos_ids)
-            with torch.inference_mode():
-                generated = self.model.generate(input_ids=ids, attention_mask=mask,
-                                                generation_config=config)
-            for row, index in enumerate(batch):
-                new = generated[row, ids.shape[1]:].tolist()[:budgets[index]]
-                for position, token in enumerate(new):
-                    if token in self.eos_ids:
-                        new = new[:position]
-                        break
-                outputs[index] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-            done += len(batch)
-            if progress:
-                progress(f"{self.name}: generated {done}/{len(prompts)}")
-
-    def _reference_ids(self, prompt: list[dict], reference: str) -> tuple[list[int], int]:
-        """Token ids of prompt + reference answer, and how many of them are the reference."""
-        prompt_ids = render_chat(self.tokenizer, prompt)
-        full_ids = render_chat(self.tokenizer, prompt + [{"role": "assistant",
-                                                          "content": reference}],
-                               add_generation_prompt=False)
-        shared = 0
-        for a, b in zip(prompt_ids, full_ids):
-            if a != b:
-                break
-            shared += 1
-        # Score up to and including the end-of-turn token; what a template adds after it
-        # (a newline) is formatting, not the answer.
-        end = len(full_ids)
-        for position in range(shared, len(full_ids)):
-            if full_ids[position] in self.eos_ids:
-                end = position + 1
-                break
-        full_ids = full_ids[:end][-self.context_length:]
-        return full_ids, min(end - shared, len(full_ids) - 1)
 
     def reference_scores(self, prompts: list[list[dict]], references: list[str],
                          progress: Progress = None) -> list[ReferenceScore]:
-        rows = [self._reference_ids(prompt, reference)
-                for prompt, reference in zip(prompts, references)]
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-        scores: list[ReferenceScore | None] = [None] * len(rows)
-        batch_size = max(1, self.batch_size // 2)
-        with self._session():
-            self._score_batches(rows, order, scores, batch_size, progress)
-        return scores  # type: ignore[return-value]
+        scores = []
+        with self.engine.hold(self.model) as weights:
+            eos_ids = stop_token_ids(weights.network, weights.tokenizer)
+            for number, (prompt, reference) in enumerate(zip(prompts, references), 1):
+                ids, count = _reference_ids(weights, eos_ids, prompt, reference)
+                scores.append(_score(weights.network, ids, count))
+                if progress and (number % 16 == 0 or number == len(prompts)):
+                    progress(f"{self.name}: scored {number}/{len(prompts)} references")
+        return scores
 
-    def _score_batches(self, rows, order, scores, batch_size, progress) -> None:
-        import torch
-        import torch.nn.functional as F
 
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            ids, mask = self._left_padded([rows[i][0] for i in batch])
-            # Left padding puts every reference at the end, so only the last `keep` positions
-            # need logits: the vocabulary projection is the costliest part of a small model.
-            keep = max(rows[i][1] for i in batch) + 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    logits_to_keep=keep).logits.float()
-            for row, index in enumerate(batch):
-                count = rows[index][1]
-                targets = ids[row, -count:]
-                predicted = logits[row, -count - 1:-1]
-                losses = F.cross_entropy(predicted, targets, reduction="sum")
-                correct = (predicted.argmax(-1) == targets).sum()
-                scores[index] = ReferenceScore(float(losses), count, int(correct))
-            if progress:
-                progress(f"{self.name}: scored {min(start + batch_size, len(order))}/"
-                         f"{len(order)} references")
+def _reference_ids(weights, eos_ids: set[int], prompt: list[dict],
+                   reference: str) -> tuple[list[int], int]:
+    """Token ids of prompt + reference answer, and how many of them are the reference."""
+    prompt_ids = render_chat(weights.tokenizer, prompt)
+    full_ids = render_chat(weights.tokenizer, prompt + [{"role": "assistant",
+                                                         "content": reference}],
+                           add_generation_prompt=False)
+    shared = len(os.path.commonprefix([prompt_ids, full_ids]))  # any sequences, not only paths
+    # Score up to and including the end-of-turn token; what a template adds after it
+    # (a newline) is formatting, not the answer.
+    end = len(full_ids)
+    for position in range(shared, len(full_ids)):
+        if full_ids[position] in eos_ids:
+            end = position + 1
+            break
+    full_ids = full_ids[:end][-weights.context_length:]
+    return full_ids, min(end - shared, len(full_ids) - 1)
+
+
+def _score(network, ids: list[int], count: int) -> ReferenceScore:
+    """Loss and greedy hits on the last `count` tokens of `ids` given everything before them."""
+    import torch
+    import torch.nn.functional as F
+
+    predicted = prompt_logits(network, ids, count + 1)[:-1]
+    targets = torch.tensor(ids[-count:])
+    loss = F.cross_entropy(predicted, targets, reduction="sum")
+    correct = (predicted.argmax(-1) == targets).sum()
+    return ReferenceScore(float(loss), count, int(correct))
 
 
 class EndpointModel:
@@ -231,18 +158,17 @@ def _is_backend(candidate) -> bool:
     return hasattr(candidate, "generate") and hasattr(candidate, "reference_scores")
 
 
-def base_and_tuned(base, tuned, batch_size: int = 16):
-    """Backends for a base and a tuned model, each a LoadedModel or already a backend.
+def base_and_tuned(base, tuned, settings=None):
+    """Backends for a base and a tuned model, each a backend already or a model name: an
+    ft: name, an adapter or model folder, a base model name. Names are served by one engine
+    in the serving settings of `settings` (default `Settings.load()`), so an adapter and its
+    base share weights."""
+    if _is_backend(base) and _is_backend(tuned):
+        return base, tuned
+    from strop.settings import Settings
+    from strop.store.served import local_resolver
 
-    When the tuned model is a PEFT model wrapped around the very base model object, the
-    adapter is injected into the shared modules, so the base must be run with the adapter
-    switched off (`disable_adapter`) rather than as a plain model.
-    """
-    tuned_backend = tuned if _is_backend(tuned) else LocalModel(tuned, batch_size=batch_size)
-    if _is_backend(base):
-        return base, tuned_backend
-    context = None
-    get_base = getattr(getattr(tuned, "model", None), "get_base_model", None)
-    if get_base is not None and get_base() is base.model:
-        context = tuned.model.disable_adapter
-    return LocalModel(base, batch_size=batch_size, context=context), tuned_backend
+    settings = settings or Settings.load()
+    engine = Engine(local_resolver(settings), settings.serving)
+    return tuple(side if _is_backend(side) else LocalModel(engine, side)
+                 for side in (base, tuned))

@@ -296,11 +296,13 @@ def evaluate_models(base, tuned, data_path: str | Path | None = None,
                     suites: Iterable[str | Path] = ("retention", "hallucination"),
                     max_new_tokens: int = 64, limit: int | None = None,
                     progress: Callable[[str], None] | None = None,
-                    batch_size: int = 16) -> EvaluationResult:
+                    settings=None) -> EvaluationResult:
     """Evaluate `tuned` against `base` on held-out data and the suites.
 
-    `base`/`tuned`: `strop.models.LoadedModel`s (a PEFT-wrapped tuned model may share the
-    base's weights) or backends from `strop.evaluate.backends` (e.g. `EndpointModel`).
+    `base`/`tuned`: model names (ft: names, adapter or model folders, base model names),
+    served by one strop.serving.Engine in the serving settings of `settings` (default
+    `Settings.load()`), or backends from `strop.evaluate.backends` (`LocalModel` over an
+    engine of your own, `EndpointModel`).
     `suites`: names of shipped suites or JSONL paths. `limit`: at most this many items per
     suite and held-out examples, sampled evenly across areas. `max_new_tokens` caps every
     item's own budget; a held-out example gets its reference length plus 16, within the cap.
@@ -309,7 +311,7 @@ def evaluate_models(base, tuned, data_path: str | Path | None = None,
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     started = time.perf_counter()
     say = progress or (lambda message: None)
-    base_backend, tuned_backend = base_and_tuned(base, tuned, batch_size=batch_size)
+    base_backend, tuned_backend = base_and_tuned(base, tuned, settings)
     notes: list[str] = []
 
     examples: list[TaskExample] = []
@@ -331,7 +333,7 @@ def evaluate_models(base, tuned, data_path: str | Path | None = None,
         hallucination_items += [item for item in chosen if item.kind is not None]
     suite_items = retention_items + hallucination_items
 
-    # One generation call per model over everything, so batches stay full.
+    # One generation call per model over everything: the adapter is switched once per side.
     conversations = [example.prompt for example in examples]
     budgets = [_task_budget(tuned_backend, example, max_new_tokens) for example in examples]
     conversations += [item.messages() for item in suite_items]

@@ -43,19 +43,34 @@ def write_adapter_metadata(folder: Path, base_model: str) -> None:
 
 
 def load_adapter(folder: str | Path, dtype: str = "float32", trainable: bool = False,
-                 progress: Callable[[str], None] | None = None):
-    """The base model with the adapter applied (a PeftModel) and the adapter's tokenizer."""
+                 progress: Callable[[str], None] | None = None, base: str | None = None):
+    """The base model with the adapter applied (a PeftModel) and the adapter's tokenizer.
+    `base` overrides the base model the folder names (e.g. the one the store recorded)."""
     from peft import PeftModel
     from transformers import AutoTokenizer
 
     from strop.models.registry import LoadedModel, load
 
     folder = Path(folder).expanduser().resolve()
-    base = load(adapter_base(folder), dtype=dtype, progress=progress)
-    model = PeftModel.from_pretrained(base.model, folder, is_trainable=trainable)
+    loaded_base = load(base or adapter_base(folder), dtype=dtype, progress=progress)
+    model = PeftModel.from_pretrained(loaded_base.model, folder, is_trainable=trainable)
     if not trainable:
         model.eval()
-    tokenizer = base.tokenizer
+    tokenizer = loaded_base.tokenizer
     if (folder / "tokenizer_config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(folder)
-    return LoadedModel(base.source, model, tokenizer, folder)
+    return LoadedModel(loaded_base.source, model, tokenizer, folder)
+
+
+def save_merged(adapter_dir: str | Path, destination: str | Path, base: str | None = None,
+                dtype: str = "float32") -> Path:
+    """Fold a LoRA adapter into a copy of its base and save that as a plain Hugging Face model
+    folder (safetensors, tokenizer and chat template included) that needs neither strop nor
+    PEFT to load. The caller decides what happens to an existing `destination`."""
+    loaded = load_adapter(adapter_dir, dtype=dtype, base=base)
+    merged = loaded.model.merge_and_unload()
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(destination, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(destination)
+    return destination

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from strop.generation import SamplingParams
+from strop.serving.generation import SamplingParams
 from strop.serving import Engine, ModelNotFoundError, ServingError
 
 router = APIRouter()

@@ -13,6 +13,8 @@ large; at most `max_base_models` stay loaded.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import threading
 import time
@@ -22,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from strop.decoder import join_projections, unsupported_reason
-from strop.generation import Completion, SamplingParams, StopCheck, render_chat, stop_token_ids, stream_chat
+from strop.serving.decoder import join_projections, unsupported_reason
+from strop.serving.generation import Completion, SamplingParams, StopCheck, render_chat, stream_chat
 from strop.serving.lora import AdapterFormatError, LoraWeights, MergedLora, read_lora
 from strop.serving.resolver import ModelNotFoundError, ModelResolver, ServedModel, resolve_local
 from strop.settings import ServingSettings
@@ -59,21 +61,35 @@ class _Base:
     model: object  # a transformers model
     lora: MergedLora
     tokenizer: object
-    eos_ids: set[int]
     nbytes: int
     context_length: int
     adapters: OrderedDict[str, _Adapter] = field(default_factory=OrderedDict)  # LRU order
 
 
 @dataclass
-class Prepared:
-    """A request bound to its weights and rendered prompt, ready to generate under the lock."""
+class Weights:
+    """One model's weights in place: its base model with its adapter (if any) merged in. Only
+    valid inside the engine's lock (`Engine.hold`, or one `Engine.stream`)."""
 
-    base: _Base
-    adapter: _Adapter | None
-    tokenizer: object
-    prompt_ids: list[int]
-    max_tokens: int
+    network: object  # the base transformers model, the adapter merged into its layers
+    tokenizer: object  # the adapter's own when it has one (its chat template was trained on)
+    context_length: int
+
+    def render(self, messages: list[dict]) -> list[int]:
+        """The prompt's token ids, rendered with the model's chat template."""
+        try:
+            return render_chat(self.tokenizer, messages)
+        except ValueError as exc:
+            raise ServingError(str(exc), code="chat_template_missing", param="model") from None
+        except Exception as exc:  # jinja raises its own errors for messages it cannot render
+            raise ServingError(f"The model's chat template cannot render these messages: {exc}",
+                               param="messages") from None
+
+    def stream(self, prompt_ids: list[int], params: SamplingParams,
+               should_stop: StopCheck | None = None, stats: dict | None = None) -> Iterator[str]:
+        """The reply's text pieces (strop.serving.generation.stream_chat)."""
+        return stream_chat(self.network, self.tokenizer, [], params, stats, should_stop,
+                           prompt_ids)
 
 
 def _tensor_bytes(tensors) -> int:
@@ -92,9 +108,11 @@ class Engine:
     """
 
     def __init__(self, resolve: ModelResolver = resolve_local,
-                 settings: ServingSettings | None = None):
+                 settings: ServingSettings | None = None,
+                 progress: Callable[[str], None] | None = None):
         self.resolve = resolve
         self.settings = settings or ServingSettings()
+        self.progress = progress  # told what loading a base model is doing (the CLI prints it)
         self._lock = threading.Lock()
         self._bases: OrderedDict[str, _Base] = OrderedDict()
         # Adapters trained on one base save identical tokenizer files; they share one object
@@ -115,10 +133,28 @@ class Engine:
                 stats.update(prompt_tokens=0, completion_tokens=0, finish_reason="cancelled")
             return
         try:
-            prepared = self._prepare(model, served, messages, params)
-            yield from self._run(prepared, messages, params, should_stop, stats)
+            weights = self._bind(model, served)
+            prompt_ids = weights.render(messages)
+            room = weights.context_length - len(prompt_ids)
+            if room < 1:
+                raise ServingError(
+                    f"This model's maximum context length is {weights.context_length} tokens; "
+                    f"the messages take {len(prompt_ids)} tokens, leaving no room for a reply.",
+                    code="context_length_exceeded", param="messages")
+            if params.max_tokens > room:
+                params = dataclasses.replace(params, max_tokens=room)
+            yield from weights.stream(prompt_ids, params, should_stop, stats)
         finally:
             self._lock.release()
+
+    @contextlib.contextmanager
+    def hold(self, model: str, organization: str | None = None) -> Iterator[Weights]:
+        """`model`'s weights for work beyond one chat completion, in this thread: evaluation
+        generates and scores many prompts through them. Every other request waits until the
+        block ends."""
+        served = self._resolve(model, organization)
+        with self._lock:
+            yield self._bind(model, served)
 
     def complete(self, model: str, messages: list[dict], params: SamplingParams,
                  organization: str | None = None, should_stop: StopCheck | None = None,
@@ -134,10 +170,8 @@ class Engine:
 
     def count_prompt_tokens(self, model: str, messages: list[dict],
                             organization: str | None = None) -> int:
-        served = self._resolve(model, organization)
-        with self._lock:
-            prepared = self._prepare(model, served, messages, SamplingParams(max_tokens=1))
-        return len(prepared.prompt_ids)
+        with self.hold(model, organization) as weights:
+            return len(weights.render(messages))
 
     def unload(self, name: str) -> bool:
         """Forget a deleted model: drop its adapter (or base) from memory. True if it was loaded.
@@ -188,39 +222,16 @@ class Engine:
                 return False
         return True
 
-    def _prepare(self, name: str, served: ServedModel, messages: list[dict],
-                 params: SamplingParams) -> Prepared:
+    def _bind(self, name: str, served: ServedModel) -> Weights:
+        """Put `served`'s weights in place (under the lock): its base, its adapter merged."""
         base = self._base(served.base)
         adapter = None
         if served.adapter_dir is not None:
             adapter = self._adapter(base, Path(served.adapter_dir))
             adapter.names.add(name)
+        base.lora.activate(adapter.weights if adapter is not None else None)
         tokenizer = adapter.tokenizer if adapter is not None else base.tokenizer
-        try:
-            prompt_ids = render_chat(tokenizer, messages)
-        except ValueError as exc:
-            raise ServingError(str(exc), code="chat_template_missing", param="model") from None
-        except Exception as exc:  # jinja raises its own errors for messages it cannot render
-            raise ServingError(f"The model's chat template cannot render these messages: {exc}",
-                               param="messages") from None
-        room = base.context_length - len(prompt_ids)
-        if room < 1:
-            raise ServingError(
-                f"This model's maximum context length is {base.context_length} tokens; the "
-                f"messages take {len(prompt_ids)} tokens, leaving no room for a reply.",
-                code="context_length_exceeded", param="messages")
-        return Prepared(base, adapter, tokenizer, prompt_ids, min(params.max_tokens, room))
-
-    def _run(self, prepared: Prepared, messages, params: SamplingParams,
-             should_stop: StopCheck | None, stats: dict | None) -> Iterator[str]:
-        import dataclasses
-
-        if prepared.max_tokens != params.max_tokens:
-            params = dataclasses.replace(params, max_tokens=prepared.max_tokens)
-        base = prepared.base
-        base.lora.activate(prepared.adapter.weights if prepared.adapter is not None else None)
-        yield from stream_chat(base.model, prepared.tokenizer, messages, params, stats,
-                               should_stop, prepared.prompt_ids)
+        return Weights(base.model, tokenizer, base.context_length)
 
     def _base(self, name: str) -> _Base:
         if name in self._bases:
@@ -231,7 +242,7 @@ class Engine:
         from strop.models import ModelError, load
 
         try:
-            loaded = load(name, dtype=self.settings.dtype)
+            loaded = load(name, dtype=self.settings.dtype, progress=self.progress)
         except (ModelError, FileNotFoundError, OSError) as exc:
             raise ServingError(f"Base model '{name}' cannot be loaded: {exc}", status=500,
                                code="model_load_failed", type="server_error") from None
@@ -243,7 +254,6 @@ class Engine:
             model=network,
             lora=MergedLora(network, groups),
             tokenizer=loaded.tokenizer,
-            eos_ids=stop_token_ids(network, loaded.tokenizer),
             nbytes=_tensor_bytes(network.parameters()),
             context_length=loaded.context_length,
         )

@@ -109,7 +109,7 @@ class MergedLora:
     def __init__(self, model, groups: list[tuple[str, ...]] = ()):
         self.model = model
         self.modules = dict(model.named_modules())
-        # Layers whose weights are adjacent rows of one tensor (strop.decoder.join_projections)
+        # Layers whose weights are adjacent rows of one tensor (strop.serving.decoder.join_projections)
         # get their working tensors adjacent too, so the decoder keeps one product per group.
         self.group_of = {path: tuple(group) for group in groups for path in group}
         self.pristine: dict[str, object] = {}  # path -> the base weight tensor

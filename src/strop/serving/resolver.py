@@ -31,10 +31,24 @@ class ServedModel:
     `base` is anything `strop.models.load` accepts (an embedded model name, a model folder, a hub
     id). `adapter_dir` is a folder with adapter_config.json and adapter_model.safetensors (and,
     ideally, the tokenizer and chat template used in training), or None to serve the base as is.
+    `job_id` names the fine-tuning job that made an ft: model; the engine ignores it, reports
+    follow it to the audit trail.
     """
 
     base: str
     adapter_dir: Path | None = None
+    job_id: str | None = None
+
+
+def served_folder(folder: Path, base: str | None = None, job_id: str | None = None) -> ServedModel:
+    """What to load for a tuned model's folder: a full fine-tuned model is a base model of its
+    own; anything else is an adapter over `base` (default: the base the adapter names)."""
+    from strop.models.adapters import adapter_base, is_adapter_folder
+
+    folder = Path(folder)
+    if (folder / "config.json").is_file() and not is_adapter_folder(folder):
+        return ServedModel(base=str(folder), job_id=job_id)
+    return ServedModel(base=base or adapter_base(folder), adapter_dir=folder, job_id=job_id)
 
 
 class ModelResolver(Protocol):
@@ -45,16 +59,15 @@ class ModelResolver(Protocol):
 def resolve_local(name: str, organization: str | None = None) -> ServedModel:
     """A resolver without a control plane: base model names and adapter or model folders.
 
-    Used by `strop chat` and tests; the server uses the store's resolver so that `ft:` names
-    and organizations are honoured.
+    Tests and benchmarks use it alone; the CLI's resolver (strop.store.served.local_resolver)
+    adds `ft:` names from the store, the server's (store_resolver) honours organisations.
     """
     from strop.models import ModelError, resolve
-    from strop.models.adapters import adapter_base, is_adapter_folder
+    from strop.models.adapters import is_adapter_folder
 
     try:
         if is_adapter_folder(name):
-            path = Path(name).expanduser().resolve()
-            return ServedModel(base=adapter_base(path), adapter_dir=path)
+            return served_folder(Path(name).expanduser().resolve())
         resolve(name)
     except ModelError as exc:
         raise ModelNotFoundError(name, str(exc)) from None

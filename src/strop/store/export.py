@@ -8,17 +8,17 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
-ADAPTER_CONFIG = "adapter_config.json"
+from strop.models.adapters import is_adapter_folder, save_merged
 
 
-def is_adapter(folder: Path) -> bool:
-    return (folder / ADAPTER_CONFIG).is_file()
+def _refuse_non_empty(destination: Path) -> None:
+    if destination.exists() and any(destination.iterdir()):
+        raise FileExistsError(f"{destination} exists and is not empty; choose a new folder")
 
 
 def export_adapter(adapter_dir: Path, destination: Path) -> Path:
     """Copy the adapter (or full fine-tuned model) folder, tokenizer and template included."""
-    if destination.exists() and any(destination.iterdir()):
-        raise FileExistsError(f"{destination} exists and is not empty; choose a new folder")
+    _refuse_non_empty(destination)
     shutil.copytree(adapter_dir, destination, dirs_exist_ok=True)
     return destination
 
@@ -26,21 +26,10 @@ def export_adapter(adapter_dir: Path, destination: Path) -> Path:
 def export_merged(base_model: str, adapter_dir: Path, destination: Path,
                   dtype: str = "float32") -> Path:
     """Fold the adapter into the base weights and save a standalone model folder."""
-    if not is_adapter(adapter_dir):  # full fine-tuning already produced standalone weights
+    if not is_adapter_folder(adapter_dir):  # full fine-tuning already produced standalone weights
         return export_adapter(adapter_dir, destination)
-    if destination.exists() and any(destination.iterdir()):
-        raise FileExistsError(f"{destination} exists and is not empty; choose a new folder")
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-
-    from strop.models import load
-
-    base = load(base_model, dtype=dtype)
-    merged = PeftModel.from_pretrained(base.model, str(adapter_dir)).merge_and_unload()
-    destination.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(destination, safe_serialization=True)
-    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(destination)
-    return destination
+    _refuse_non_empty(destination)
+    return save_merged(adapter_dir, destination, base=base_model, dtype=dtype)
 
 
 class _Chunks:
@@ -73,16 +62,13 @@ def stream_tar_gz(folder: Path, root_name: str) -> Iterator[bytes]:
 
 def export_tuned_model(store, name: str, destination: Path, merged: bool = False) -> Path:
     """Write the weights of ft: model `name` (any organisation: an administrator's call)."""
-    from strop.serving.resolver import ModelNotFoundError
-    from strop.store.jobs import tuned_model_any_organization
+    from strop.store.served import resolve_served_model
 
-    with store.session() as session:
-        row = tuned_model_any_organization(session, name)
-        if row is None:
-            raise ModelNotFoundError(name)
-        base, folder = row.base_model, Path(row.path)
+    with store.read() as session:
+        served = resolve_served_model(session, name, None)
+    folder = served.adapter_dir or Path(served.base)
     if not folder.is_dir():
         raise FileNotFoundError(f"the weights of '{name}' are missing from {folder}")
     if merged:
-        return export_merged(base, folder, destination)
+        return export_merged(served.base, folder, destination)
     return export_adapter(folder, destination)

@@ -8,7 +8,8 @@ The recipe, in order:
     (so the data order is a pure function of seed and step, which is what makes pause/resume
     exact), are packed into rows, and the loss is the mean over the step's target tokens;
  4. validate at an interval (one validation batch) and at each epoch end (the whole set),
-    checkpoint at each epoch end, stop early when validation stops improving;
+    checkpoint at each epoch end (strop.train.checkpoints), stop early when validation stops
+    improving;
  5. write the adapter, results.csv and manifest.json.
 
 It runs as is under `accelerate launch`: the Accelerator places the model and wraps it for
@@ -21,19 +22,20 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from strop.data.records import write_records
+from strop.models.adapters import save_merged
 from strop.train import hyperparameters
+from strop.train.checkpoints import Progress, fingerprint, resume, restore_best, rotate, save_state
 from strop.train.throughput import machine_id
 from strop.train.config import NullCallback, TrainCallback, TrainConfig, TrainingError, TrainResult
 from strop.train.engine import TargetLogProbs, batch_log_probs, dpo_loss, resolve_precision, sequence_sums
 from strop.data.masking import Tokenized
 from strop.train.outputs import (
-    STATE_FILE,
     library_versions,
     save_inference_folder,
     sha256_file,
@@ -53,23 +55,6 @@ class Data:
     train: list  # list of examples; an example is a list of Tokenized segments or a PreferencePair
     valid: list
     truncated: int = 0
-
-
-@dataclass
-class Progress:
-    """Everything that must survive a pause for the resumed run to continue identically."""
-
-    step: int = 0
-    trained_tokens: int = 0
-    elapsed: float = 0.0
-    history: list = field(default_factory=list)
-    best_loss: float | None = None
-    best_step: int | None = None
-    evaluations_without_improvement: int = 0
-    epoch_loss_sum: float = 0.0
-    epoch_steps: int = 0
-    previous_epoch: dict | None = None  # mean train loss and full valid loss of the last epoch
-    checkpoints: list = field(default_factory=list)
 
 
 def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) -> TrainResult:
@@ -111,12 +96,12 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
     (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     progress = Progress()
     if config.resume_from is not None:
-        progress = _resume(config, module, optimizer, scheduler, trainable, plan, callback)
+        progress = resume(config, trainable.model, optimizer, scheduler, plan, callback)
     else:
         torch.manual_seed(config.seed)
         random.seed(config.seed)
 
-    fingerprint = _fingerprint(config, plan)
+    run_fingerprint = fingerprint(config, plan)
     start_time = time.perf_counter() - progress.elapsed
     steps_since_rate, tokens_since_rate, rate_clock = 0, 0, time.perf_counter()
     stopped_early = False
@@ -130,11 +115,8 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
         if accelerator.is_main_process:
             save_inference_folder(accelerator.unwrap_model(module).model, tokenizer, folder,
                                   trainable.base_model)
-            torch.save({"progress": progress.__dict__, "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                        "python_rng": random.getstate(), "fingerprint": fingerprint,
-                        "reason": reason}, folder / STATE_FILE)
-        _rotate(progress, config.keep_checkpoints)
+            save_state(folder, progress, optimizer, scheduler, run_fingerprint, reason)
+        rotate(progress, config.keep_checkpoints)
         return folder
 
     while progress.step < plan.total_steps:
@@ -210,12 +192,14 @@ def run_training(config: TrainConfig, callback: TrainCallback = NullCallback()) 
     merged_dir = None
     if status == "succeeded":
         if stopped_early or (config.early_stopping_patience and progress.best_step):
-            _restore_best(progress, module, accelerator, callback)
+            restore_best(progress, accelerator.unwrap_model(module).model, callback)
         if accelerator.is_main_process:
             save_inference_folder(accelerator.unwrap_model(module).model, tokenizer, adapter_dir,
                                   trainable.base_model)
-            if config.merge:
-                merged_dir = _merge(adapter_dir, output_dir / "merged")
+            if config.merge:  # a plain float32 model folder for any runtime
+                merged_dir = output_dir / "merged"
+                shutil.rmtree(merged_dir, ignore_errors=True)
+                save_merged(adapter_dir, merged_dir)
     manifest = output_dir / "manifest.json"
     if accelerator.is_main_process:
         write_manifest(manifest, _manifest(config, trainable, plan, precision, progress, status,
@@ -458,86 +442,11 @@ def _early_stop(config: TrainConfig, progress: Progress, row: dict, callback) ->
     return False
 
 
-def _rotate(progress: Progress, keep: int) -> None:
-    """Keep the newest `keep` checkpoints, and always the best one (early stopping needs it)."""
-    best = f"step-{progress.best_step}" if progress.best_step is not None else None
-    candidates = [c for c in progress.checkpoints if Path(c).name != best]
-    while len(candidates) > keep:
-        oldest = candidates.pop(0)
-        shutil.rmtree(oldest, ignore_errors=True)
-        progress.checkpoints.remove(oldest)
-
-
-def _load_weights(model, folder: Path) -> None:
-    from safetensors.torch import load_file
-
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        state = load_file(folder / "adapter_model.safetensors")
-        set_peft_model_state_dict(model, state)
-    else:
-        state = {}
-        for path in sorted(folder.glob("*.safetensors")):
-            state.update(load_file(path))
-        model.load_state_dict(state, strict=False)
-
-
-def _restore_best(progress: Progress, module, accelerator, callback) -> None:
-    folder = Path(progress.checkpoints[0]).parent / f"step-{progress.best_step}"
-    if progress.best_step == progress.step or not folder.exists():
-        return
-    _load_weights(accelerator.unwrap_model(module).model, folder)
-    callback.on_event("info", f"Restored the best checkpoint (step {progress.best_step})")
-
-
 def _last_metrics(progress: Progress) -> dict:
     return dict(progress.history[-1]) if progress.history else {}
 
 
-# --- resume, provenance ---------------------------------------------------------------------
-
-
-def _fingerprint(config: TrainConfig, plan) -> dict:
-    """What must match for a resumed run to be the same run."""
-    return {"method": config.method, "model": config.model, "seed": config.seed,
-            "fine_tuning": config.fine_tuning,
-            "training_file": sha256_file(config.training_file),
-            "validation_file": sha256_file(config.validation_file)
-            if config.validation_file else None,
-            "plan": {k: v for k, v in plan.as_dict().items() if k != "auto"}}
-
-
-def _checkpoint_to_resume(path: Path) -> Path:
-    path = Path(path)
-    if (path / STATE_FILE).is_file():
-        return path
-    folders = sorted((path / "checkpoints").glob("step-*"),
-                     key=lambda p: int(p.name.split("-")[1]))
-    folders = [f for f in folders if (f / STATE_FILE).is_file()]
-    if not folders:
-        raise TrainingError(f"{path} holds no checkpoint to resume from", "invalid_checkpoint",
-                            "resume_from")
-    return folders[-1]
-
-
-def _resume(config, module, optimizer, scheduler, trainable: TrainableModel, plan,
-            callback) -> Progress:
-    folder = _checkpoint_to_resume(config.resume_from)
-    state = torch.load(folder / STATE_FILE, weights_only=False)
-    expected = _fingerprint(config, plan)
-    differing = [k for k in expected if state["fingerprint"].get(k) != expected[k]]
-    if differing:
-        raise TrainingError(f"cannot resume from {folder}: the run differs in "
-                            f"{', '.join(differing)}", "invalid_checkpoint", "resume_from")
-    _load_weights(trainable.model, folder)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    random.setstate(state["python_rng"])
-    progress = Progress(**state["progress"])
-    callback.on_event("info", f"Resumed from {folder} at step {progress.step}")
-    return progress
+# --- provenance ---------------------------------------------------------------------------
 
 
 def _manifest(config, trainable: TrainableModel, plan, precision, progress, status,
@@ -578,14 +487,3 @@ def _manifest(config, trainable: TrainableModel, plan, precision, progress, stat
         "versions": library_versions(),
     }
 
-
-def _merge(adapter_dir: Path, merged_dir: Path) -> Path:
-    """LoRA folded into a float32 copy of the base: a plain model folder for any runtime."""
-    from strop.models.adapters import load_adapter
-
-    loaded = load_adapter(adapter_dir)
-    merged = loaded.model.merge_and_unload()
-    shutil.rmtree(merged_dir, ignore_errors=True)
-    merged.save_pretrained(merged_dir)
-    loaded.tokenizer.save_pretrained(merged_dir)
-    return merged_dir

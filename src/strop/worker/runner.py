@@ -383,7 +383,7 @@ class Worker:
         here is recorded on the evaluation, never on the job."""
         if not self.settings.evaluation.after_training:
             return
-        from strop.evaluate.locate import evaluate_tuned_model
+        from strop.evaluate.tuned import evaluate_tuned_model
 
         with self.store.session() as session:
             job = job_queries.get_job(session, job_id)
@@ -393,7 +393,7 @@ class Worker:
                                                    "base on held-out data")
         try:
             result, paths = evaluate_tuned_model(
-                str(job_dir), limit=self.settings.evaluation.limit,
+                self.settings, str(job_dir), limit=self.settings.evaluation.limit,
                 max_new_tokens=self.settings.evaluation.max_new_tokens, name=model_name)
         except Exception as exc:  # the job stands; the evaluation says why it is missing
             log.exception("evaluation of job %s failed", job_id)

@@ -267,6 +267,10 @@ class DecodeSession:
     def forward(self, token_ids: list[int]):
         """Feed `token_ids` (the prompt, then one token at a time); return the float32 logits
         of the last one."""
+        return self.logits(token_ids, 1)[0]
+
+    def logits(self, token_ids: list[int], keep: int):
+        """`forward`, returning the float32 logits of the last `keep` tokens, one row each."""
         import torch
 
         d = self.decoder
@@ -289,8 +293,8 @@ class DecodeSession:
             for index, layer in enumerate(d.layers):
                 x.add_(self._attention(index, layer, d._norm(x, layer.attention_norm), rotary))
                 x.add_(self._mlp(layer, d._norm(x, layer.mlp_norm)))
-            h = d._norm(x[-1:], d.final_norm)
-            logits = _linear(_matmul_input(h, d.head.weight.dtype), d.head)[0]
+            h = d._norm(x[-keep:], d.final_norm)
+            logits = _linear(_matmul_input(h, d.head.weight.dtype), d.head)
         self.position = end
         return logits
 

@@ -2,7 +2,7 @@
 
 The loop is written out rather than delegated to `generate()`: the server needs to stream, stop
 on strings, stop when a client disconnects and count usage. Each step runs through
-strop.decoder's written-out forward where the architecture allows it, and through the model's
+strop.serving.decoder's written-out forward where the architecture allows it, and through the model's
 own forward with a KV cache otherwise.
 """
 
@@ -78,7 +78,7 @@ def _sample(logits, params: SamplingParams, generator):
 
 
 class _TransformersSession:
-    """The model's own forward with a growing cache: for architectures strop.decoder refuses."""
+    """The model's own forward with a growing cache: for architectures strop.serving.decoder refuses."""
 
     def __init__(self, model):
         from transformers import DynamicCache
@@ -87,25 +87,36 @@ class _TransformersSession:
         self.cache = DynamicCache()
 
     def forward(self, token_ids: list[int]):
+        return self.logits(token_ids, 1)[0]
+
+    def logits(self, token_ids: list[int], keep: int):
         import torch
 
         with torch.inference_mode():
             output = self.model(input_ids=torch.tensor([token_ids]), past_key_values=self.cache,
-                                use_cache=True, logits_to_keep=1)
-        return output.logits[0, -1]
+                                use_cache=True, logits_to_keep=keep)
+        return output.logits[0].float()
 
 
 def decode_session(model, capacity: int):
     """A generation of at most `capacity` tokens: `forward(ids)` feeds tokens and returns the
-    last one's logits. Uses the written-out decoder (strop.decoder) when the model allows it.
+    last one's logits (`logits(ids, keep)`: the last `keep` tokens'). Uses the written-out
+    decoder (strop.serving.decoder) when the model allows it.
     The decoder is rebuilt for every generation (about a millisecond) so that it always sees
     the model's current modules."""
-    from strop.decoder import Decoder, UnsupportedModel
+    from strop.serving.decoder import Decoder, UnsupportedModel
 
     try:
         return Decoder(model).session(capacity)
     except UnsupportedModel:
         return _TransformersSession(model)
+
+
+def prompt_logits(model, token_ids: list[int], keep: int):
+    """The float32 logits of the last `keep` tokens of `token_ids` (row i predicts the token
+    after position len - keep + i), computed the way a generation processes its prompt: what
+    evaluation scores reference answers with."""
+    return decode_session(model, len(token_ids)).logits(token_ids, keep)
 
 
 def generate_token_ids(model, prompt_ids: list[int], params: SamplingParams,
