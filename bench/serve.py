@@ -1,6 +1,9 @@
 """Serving benchmark: control-plane latency, tuned-model decode speed, memory of many adapters.
 
-    python bench/serve.py [--part latency|decode|memory|all] [--tokens 64] [--rounds 3]
+    python bench/serve.py [--part latency|latency-training|decode|memory|all] [--tokens 64]
+                          [--rounds 3]
+
+With STROP_DATABASE_URL set (e.g. a PostgreSQL database), the control-plane server uses it.
 
 Prints, in one run:
   1. p95 latency of job create / list / retrieve with 32 concurrent clients against the real app
@@ -46,18 +49,19 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- 1. control plane ----------------------------------------------------------------------
 
-# The app as `strop serve --no-access-log` runs it, without the training worker (jobs created
-# here stay queued).
+# The app as `strop serve --no-access-log --workers N` runs it; with no worker, jobs created
+# here stay queued.
 SERVER = """
 import sys, uvicorn
 from strop.server import create_app
 from strop.settings import Settings
-uvicorn.run(create_app(Settings.load()), host="127.0.0.1", port=int(sys.argv[1]),
-            log_level="warning", access_log=False)
+uvicorn.run(create_app(Settings.load(), workers=int(sys.argv[2])), host="127.0.0.1",
+            port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
 
-def bench_latency(clients: int = 32, per_client: int = 20, load=None) -> dict:
+def bench_latency(clients: int = 32, per_client: int = 20, load=None,
+                  training: bool = False) -> dict:
     """Against `strop serve`'s app in its own process, as clients would meet it (32 client
     threads inside the server's process would compete with it for one interpreter lock).
     Also reports the server's CPU time per request (Linux): with every client always waiting,
@@ -69,11 +73,18 @@ def bench_latency(clients: int = 32, per_client: int = 20, load=None) -> dict:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     home = Path(tempfile.mkdtemp(prefix="strop-bench-"))  # a throwaway store
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)],
-                              env={**os.environ, "STROP_HOME": str(home)})
+    if training:  # the converted model of the user's home, so the worker need not convert it
+        from strop.settings import Settings
+
+        (home / "models").symlink_to(Settings.load().models_dir, target_is_directory=True)
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(int(training))],
+                              env={**os.environ, "STROP_HOME": str(home),
+                                   "STROP_EVALUATION_AFTER_TRAINING": "false"})
     try:
         base = f"http://127.0.0.1:{port}/v1"
         file_id = _prepare(base)
+        if training:
+            _start_training(base, file_id)
         before = _cpu_seconds(server.pid)
         result = load(base, file_id, clients, per_client)
         requests = sum(result[kind]["requests"] for kind in ("create", "list", "retrieve"))
@@ -84,6 +95,25 @@ def bench_latency(clients: int = 32, per_client: int = 20, load=None) -> dict:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _start_training(base: str, file_id: str) -> str:
+    """A long job on the embedded model, running in the worker process before the load."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as setup:
+        job = setup.post("/fine_tuning/jobs", json={
+            "model": MODEL, "training_file": file_id, "suffix": "training-under-load",
+            "hyperparameters": {"n_epochs": 50, "batch_size": 1}}).json()
+        deadline = time.monotonic() + 600
+        while setup.get(f"/fine_tuning/jobs/{job['id']}").json()["status"] != "running":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {job['id']} did not start training")
+            time.sleep(0.5)
+        while not any(event["type"] == "metrics" for event in
+                      setup.get(f"/fine_tuning/jobs/{job['id']}/events").json()["data"]):
+            time.sleep(0.5)  # the first optimizer step done: the worker is training now
+    return job["id"]
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -384,7 +414,8 @@ def bench_memory(base_folder: Path, adapters: list[Path]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["latency", "decode", "memory", "all"], default="all")
+    parser.add_argument("--part", choices=["latency", "latency-training", "decode", "memory",
+                                           "all"], default="all")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -407,6 +438,18 @@ def main() -> None:
             if latency["failed_requests"]:
                 print(f"     {latency['failed_requests']} requests failed, e.g. "
                       f"{latency['failures'][0]}")
+
+    if args.part in ("latency-training", "all"):
+        database = os.environ.get("STROP_DATABASE_URL", "SQLite")
+        print("\n1b. control plane as in 1 (raw asyncio clients) while a worker process trains "
+              f"a LoRA job on the embedded model (database: {database.split('@')[-1]})")
+        latency = bench_latency(training=True)
+        cpu = latency.get("server_cpu_ms_per_request")
+        print(f"   server CPU {cpu:.2f} ms a request" if cpu else "")
+        for operation in ("create", "list", "retrieve"):
+            row = latency[operation]
+            print(f"     {operation:9s} p50 {row['p50_ms']:7.1f} ms   "
+                  f"p95 {row['p95_ms']:7.1f} ms   ({row['requests']} requests)")
 
     if args.part in ("decode", "memory", "all"):
         home = Path(tempfile.mkdtemp(prefix="strop-bench-adapters-"))
