@@ -125,7 +125,8 @@ def test_rewritten_log_and_head_are_caught_by_key_or_saved_anchor(log_with_five,
     anchored = audit_log.verify(anchor=saved_anchor)
     assert not anchored.ok and "anchor" in anchored.problems[0]
     keyed = audit.verify(audit_log.path, key="server-secret")
-    assert not keyed.ok and all("HMAC" in problem for problem in keyed.problems)
+    assert not keyed.ok and all("HMAC" in problem or "not signed by the audit key" in problem
+                                for problem in keyed.problems)
 
 
 def test_hmac_key_verifies_its_own_records(strop_home, monkeypatch):
@@ -261,3 +262,53 @@ def test_an_append_after_another_writer_chains_on_the_file_not_on_memory(tmp_pat
     assert third["seq"] == 3
     result = audit.verify(path)
     assert result.ok, result.problems
+
+
+# What each mode protects against (docs/governance.md's table), one test per row.
+
+def test_no_key_catches_edits_and_cut_tails_but_not_a_consistent_rewrite(log_with_five):
+    log = AuditLog(log_with_five)
+    records = _read(log_with_five)
+    _write(log_with_five, records[:3])
+    assert not log.verify().ok  # cut tail: head.json still names record 5
+    head = {"seq": 3, "hash": records[2]["hash"]}
+    (log_with_five.parent / "head.json").write_text(json.dumps(head))
+    assert log.verify().ok  # tail cut and head rewritten to match: invisible without a key
+
+
+def test_the_key_catches_a_cut_tail_with_a_rewritten_head(strop_home):
+    keyed = AuditLog(strop_home / "audit" / "log.jsonl", key="server-secret")
+    for index in range(5):
+        keyed.append("job.event", details={"index": index})
+    assert keyed.verify().ok
+    records = _read(keyed.path)
+    _write(keyed.path, records[:3])
+    head = {"seq": 3, "hash": records[2]["hash"]}  # as an attacker without the key writes it
+    (keyed.path.parent / "head.json").write_text(json.dumps(head))
+    problems = keyed.verify().problems
+    assert problems and "not signed by the audit key" in problems[0]
+
+
+def test_the_database_cross_check_catches_a_deleted_or_truncated_log(log_with_five):
+    log = AuditLog(log_with_five)
+    log.append("job.created", objects={"job": "ftjob-kept"})
+    held = {"job": ["ftjob-kept", "ftjob-gone"], "file": [], "model": []}
+    result = log.verify(held=held)
+    assert not result.ok
+    assert result.problems == ["1 job(s) in the database have no 'job.created' record in the "
+                               "audit log (ftjob-gone): records were removed"]
+    for path in log_with_five.parent.iterdir():  # the whole audit folder deleted
+        path.unlink()
+    assert log.verify().ok  # an empty log is a valid log ...
+    assert not log.verify(held=held).ok  # ... but not while the database holds jobs
+
+
+def test_an_anchor_proves_the_prefix_even_against_a_full_rewrite(log_with_five):
+    log = AuditLog(log_with_five)
+    head = log.verify().head
+    anchor = f"{head['seq']}:{head['hash']}"
+    log_with_five.unlink()
+    (log_with_five.parent / "head.json").unlink()
+    for index in range(6):
+        log.append("job.event", details={"rewritten": index})
+    assert log.verify().ok and not log.verify(anchor=anchor).ok

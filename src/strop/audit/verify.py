@@ -6,9 +6,10 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from strop.audit.log import (ANOMALY_ACTION, FIELDS, GENESIS, AuditError, head_path, record_mac,
-                             record_hash)
+from strop.audit.log import (ANOMALY_ACTION, FIELDS, GENESIS, AuditError, head_mac, head_path,
+                             record_hash, record_mac)
 
 
 @dataclass
@@ -101,12 +102,12 @@ def verify(path: Path | str, *, anchor: str | None = None,
     if expected_anchor and not anchor_seen:
         problems.append(f"record {expected_anchor[0]} named by the anchor is not in the log "
                         "(the log was truncated or rewritten)")
-    problems.extend(_check_head(log, last))
+    problems.extend(_check_head(log, last, key))
     head = {"seq": last["seq"], "hash": last.get("hash")} if last else None
     return VerifyResult(ok=not problems, records=count, problems=problems, head=head)
 
 
-def _check_head(log: Path, last: dict | None) -> list[str]:
+def _check_head(log: Path, last: dict | None, key: str | None) -> list[str]:
     head_file = head_path(log)
     if not head_file.exists():
         if last is None:
@@ -118,6 +119,10 @@ def _check_head(log: Path, last: dict | None) -> list[str]:
         head_seq, head_hash = int(head["seq"]), str(head["hash"])
     except (ValueError, KeyError, TypeError):
         return [f"{head_file.name} is not valid JSON with seq and hash"]
+    if key and not hmac.compare_digest(str(head.get("mac", "")),
+                                       head_mac(key, head_seq, head_hash)):
+        return [f"{head_file.name} is not signed by the audit key (rewritten, or written "
+                "without the key): the end of the log cannot be trusted"]
     if last is None:
         return [f"the log is empty but {head_file.name} names record {head_seq}: the log "
                 "was deleted or truncated"]
@@ -133,3 +138,25 @@ def _check_head(log: Path, last: dict | None) -> list[str]:
                 f"({head_file.name} names record {head_seq})"]
     return [f"record {last_seq}: the last record's hash differs from {head_file.name} "
             "(the end of the log was rewritten)"]
+
+
+# The audit action that must exist for each kind of object the database holds.
+EXPECTED_ACTIONS = {"job": "job.created", "file": "file.uploaded", "model": "job.succeeded"}
+
+
+def missing_records(records: Iterable[dict], held: dict[str, Iterable[str]]) -> list[str]:
+    """Problems for objects the database holds whose records are not in the log: `held` maps
+    a kind ("job", "file", "model") to ids. This catches a log truncated or deleted together
+    with its head, which the chain alone cannot."""
+    seen = {(record.get("action"), value) for record in records
+            for value in (record.get("objects") or {}).values()}
+    problems = []
+    for kind, ids in held.items():
+        action = EXPECTED_ACTIONS[kind]
+        absent = sorted(object_id for object_id in ids if (action, object_id) not in seen)
+        if absent:
+            shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5
+                                              else "")
+            problems.append(f"{len(absent)} {kind}(s) in the database have no '{action}' "
+                            f"record in the audit log ({shown}): records were removed")
+    return problems

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from strop.store import ids
 from strop.store.job_states import move
 from strop.store.paging import Page, page
-from strop.store.tables import Checkpoint, Event, Job, TunedModel, row_columns
+from strop.store.tables import Checkpoint, Event, Job, StoredFile, TunedModel, row_columns
 
 
 def model_slug(base_model: str) -> str:
@@ -231,3 +231,13 @@ def tuned_model_any_organization(session: Session, name: str) -> TunedModel | No
         select(TunedModel).join(Job, Job.id == TunedModel.job_id)
         .where(TunedModel.name == name, TunedModel.deleted_at.is_(None),
                Job.status == "succeeded"))
+
+
+def audited_objects(session: Session) -> dict[str, list[str]]:
+    """What the database holds that the audit log must have records of: every job, every
+    uploaded file and every tuned model (checked by `strop audit verify`)."""
+    return {"job": list(session.scalars(select(Job.id))),
+            "file": list(session.scalars(select(StoredFile.id)
+                                         .where(StoredFile.purpose == "fine-tune"))),
+            "model": list(session.scalars(select(TunedModel.name)
+                                          .where(TunedModel.kind == "final")))}
