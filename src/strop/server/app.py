@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from strop.server import api_docs, chat, errors, files, jobs, models
+from strop.server import api_docs, chat, errors, files, jobs, models, operations
 from strop.server.auth import open_mode
 from strop.server.limits import BodyLimit
 from strop.settings import Settings, keep_files_private
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, workers: int = 0,
     for router in (jobs.router, files.router, models.router, chat.router):
         app.include_router(router, prefix="/v1")
     api_docs.install(app)
+    operations.install(app)
     app.add_middleware(BodyLimit, max_request_bytes=settings.server.max_request_bytes,
                        max_upload_bytes=settings.server.max_upload_bytes)
     return app

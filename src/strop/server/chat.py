@@ -238,6 +238,7 @@ async def _complete(request: Request, call: _Call, params: list[SamplingParams])
         return [call.generate(choice_params) for choice_params in params]
 
     watcher = asyncio.create_task(_watch_disconnect(request, call))
+    started = time.perf_counter()
     try:
         completions = await asyncio.get_running_loop().run_in_executor(
             _generation_threads, run_all)
@@ -248,6 +249,9 @@ async def _complete(request: Request, call: _Call, params: list[SamplingParams])
         watcher.cancel()
     prompt_tokens = completions[0].prompt_tokens
     completion_tokens = sum(c.completion_tokens for c in completions)
+    metrics = getattr(request.app.state, "metrics", None)  # absent on a bare chat router
+    if metrics is not None:
+        metrics.decoded(completion_tokens, time.perf_counter() - started)
     return {
         "id": call.id,
         "object": "chat.completion",

@@ -95,6 +95,18 @@ class Job(Base):
     evaluation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
+class WorkerSeen(Base):
+    """A worker process and when it last looked for work (`/ready` wants one seen lately)."""
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[float] = mapped_column()
+
+
 class JobAttempt(Base):
     """One run of a job by one worker: who ran it (worker id, host, process) and how it ended
     (succeeded, failed, cancelled, paused, requeued, or lost when its worker died)."""

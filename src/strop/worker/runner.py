@@ -25,7 +25,8 @@ from strop.store.db import UNREACHABLE, when_reachable
 from strop.store import jobs as job_queries
 from strop.store.files import add_file, blob_path, receive_blob
 from strop.store.job_states import FINISHED, move
-from strop.store.tables import Job, JobAttempt, Organization, StoredFile, TunedModel
+from strop.store.tables import (Job, JobAttempt, Organization, StoredFile, TunedModel,
+                                WorkerSeen)
 from strop.store.validation import check_training_file, file_error, report_summary
 from strop.worker.reporter import JobReporter
 
@@ -66,6 +67,7 @@ class Worker:
         self.store = store
         self.worker_id = worker_id or new_worker_id()
         self.stopping = threading.Event()
+        self._started_at, self._seen_at = ids.now(), 0.0
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class Worker:
         log.info("worker %s started", self.worker_id)
         while not self.stopping.is_set():
             try:
+                self.seen()
                 self.recover_stale()
                 worked = self.run_once()
             except Exception:  # a broken database connection must not kill the loop
@@ -83,6 +86,16 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def seen(self) -> None:
+        """Say this worker is alive and looking for work (`/ready` wants one seen lately)."""
+        now = time.time()
+        if now - self._seen_at < self.settings.worker.heartbeat_seconds:
+            return
+        with self.store.session() as session:
+            session.merge(WorkerSeen(worker_id=self.worker_id, host=socket.gethostname(),
+                                     pid=os.getpid(), started_at=self._started_at, seen_at=now))
+        self._seen_at = now
 
     def run_once(self) -> bool:
         """Claim one job and run it to its end; False when nothing was waiting."""
