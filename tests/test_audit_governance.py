@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from strop import audit
 from strop.evaluate import stats
 from strop.evaluate.compare import Comparison, EvaluationResult
+from strop.reports.annex_iv import write_technical_report
+from strop.reports.lineage import lineage, related_records
+from strop.reports.model_card import write_model_card
 
 MODEL = "ft:smollm2-135m-instruct:acme:support:abc123"
 
@@ -71,7 +73,7 @@ def history(audit_log):
 
 
 def test_related_records_follow_the_model_back_to_its_files(history, audit_log):
-    related = audit.related_records([MODEL], audit_log.records())
+    related = related_records([MODEL], audit_log.records())
     actions = [record["action"] for record in related]
     assert actions == ["file.uploaded", "data.cleaned", "job.created", "job.succeeded",
                        "model.evaluated", "model.exported"]
@@ -79,7 +81,7 @@ def test_related_records_follow_the_model_back_to_its_files(history, audit_log):
 
 
 def test_lineage_is_complete(manifest, history, audit_log):
-    trail = audit.lineage(manifest, audit.related_records([MODEL], audit_log.records()))
+    trail = lineage(manifest, related_records([MODEL], audit_log.records()))
     assert trail["base_model"]["weights_sha256"] == "b" * 64
     assert trail["data"]["training_file_sha256"] == "1" * 64
     assert trail["data"]["validation_file_sha256"] == "2" * 64
@@ -95,9 +97,9 @@ def test_lineage_is_complete(manifest, history, audit_log):
 
 
 def test_model_card_has_metadata_and_numbers(tmp_path, manifest, evaluation):
-    path = audit.write_model_card(tmp_path, manifest, evaluation.to_dict(),
-                                  data_summary={"pii_counts": {"EMAIL_ADDRESS": 4},
-                                                "exact_duplicates": 3}, name=MODEL)
+    path = write_model_card(tmp_path, manifest, evaluation.to_dict(),
+                            data_summary={"pii_counts": {"EMAIL_ADDRESS": 4},
+                                          "exact_duplicates": 3}, name=MODEL)
     assert path.name == "README.md"
     text = path.read_text()
     front = yaml.safe_load(text.split("---")[1])
@@ -117,7 +119,7 @@ def test_model_card_has_metadata_and_numbers(tmp_path, manifest, evaluation):
 
 
 def test_model_card_without_evaluation_says_so(tmp_path, manifest):
-    text = audit.write_model_card(tmp_path / "card.md", manifest).read_text()
+    text = write_model_card(tmp_path / "card.md", manifest).read_text()
     assert "Not evaluated yet" in text and "model-index" not in text
 
 
@@ -127,9 +129,9 @@ def test_report_has_the_numbers_the_charts_and_no_data_values(tmp_path, manifest
                    "exact_duplicates": 8, "near_duplicates": 2, "pii_policy": "mask",
                    "pii_counts": {"EMAIL_ADDRESS": 4, "PHONE_NUMBER": 2}, "pii_examples": 5,
                    "pii_lines": {"EMAIL_ADDRESS": [3, 9]}}
-    markdown_path, html_path = audit.write_report(
+    markdown_path, html_path = write_technical_report(
         tmp_path / "report", MODEL, manifest, evaluation,
-        audit.related_records([MODEL], audit_log.records()), audit_log.verify(),
+        related_records([MODEL], audit_log.records()), audit_log.verify(),
         data_report=data_report)
     markdown = markdown_path.read_text()
     page = html_path.read_text()
@@ -153,6 +155,6 @@ def test_report_flags_a_tampered_log(tmp_path, manifest, evaluation, history, au
     log = audit_log.path
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:-1]) + "\n")
-    markdown_path, _ = audit.write_report(tmp_path / "r", MODEL, manifest, evaluation, [],
-                                          audit_log.verify())
+    markdown_path, _ = write_technical_report(tmp_path / "r", MODEL, manifest, evaluation, [],
+                                              audit_log.verify())
     assert "Audit log integrity: FAILED" in markdown_path.read_text()

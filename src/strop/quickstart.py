@@ -52,7 +52,7 @@ class QuickstartResult:
     side_by_side: list[dict] = field(default_factory=list)
     voice_base: float = 0.0
     voice_tuned: float = 0.0
-    report: object | None = None  # strop.reporting.ModelReport
+    report: object | None = None  # strop.reports.auditor_package.AuditorPackage
 
 
 def _free_port() -> int:
@@ -202,7 +202,7 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
     from strop.data.tokenizer import load_tokenizer
     from strop.data.validate import validate_file
     from strop.estimate import estimate
-    from strop.reporting import write_model_report
+    from strop.reports.auditor_package import write_auditor_package
 
     timings: dict[str, float] = {}
     settings = Settings.load()
@@ -264,9 +264,9 @@ def run(options: QuickstartOptions, reporter: Reporter) -> QuickstartResult:
         reporter.stage(6, "Evaluate base vs tuned on held-out data")
         evaluation = _evaluation(client, job.id)
         reporter.evaluated(evaluation)
-        report = write_model_report(settings, job.fine_tuned_model, workdir / "report",
-                                    data_report=workdir / "support.clean.report.json",
-                                    actor="quickstart")
+        report = write_auditor_package(settings, job.fine_tuned_model, workdir / "report",
+                                       data_report=workdir / "support.clean.report.json",
+                                       actor="quickstart")
         reporter.reported(report)
         timings["evaluate"] = time.perf_counter() - started
 

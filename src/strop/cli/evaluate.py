@@ -18,7 +18,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def print_evaluation(result) -> None:
-    from strop.audit.model_card import format_delta, format_estimate
+    from strop.reports.evaluation_table import format_delta, format_estimate
 
     table = Table(title=f"{result.tuned.get('name')} vs {result.base.get('name')}",
                   show_lines=False)
@@ -159,11 +159,11 @@ def report_command(
                                      help="JSON from `strop data clean` (PII counts, dupes)"),
 ) -> None:
     """Write a technical report (Markdown, HTML, charts) and a model card for a tuned model."""
-    from strop.reporting import ReportError, write_model_report
+    from strop.reports.auditor_package import ReportError, write_auditor_package
     from strop.serving import ModelNotFoundError
 
     try:
-        report = write_model_report(load_settings(), model, out, evaluation, data_report)
+        report = write_auditor_package(load_settings(), model, out, evaluation, data_report)
     except (ModelNotFoundError, ReportError) as exc:
         raise fail(str(exc))
     if not report.evaluated:

@@ -1,4 +1,4 @@
-"""`strop report`: a technical report on one tuned model, for an auditor.
+"""The technical documentation of one tuned model, for an auditor (`strop report` writes it).
 
 Structured after the headings of Annex IV of the EU AI Act (technical documentation) where they
 apply to a fine-tuned model; headings that concern the provider's organisation rather than the
@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from strop.audit.document import Document
-from strop.audit.lineage import lineage
 from strop.audit.verify import VerifyResult
-from strop.audit.model_card import (EVALUATION_HEADER, evaluation_rows, format_estimate)
 from strop.evaluate.compare import as_result
+from strop.reports.document import Document
+from strop.reports.evaluation_table import EVALUATION_HEADER, evaluation_rows, format_estimate
+from strop.reports.lineage import lineage
 
 DATA_COUNTS = ("format", "examples_in", "examples_out", "n_examples", "exact_duplicates",
                "near_duplicates", "pii_policy", "pii_examples")
@@ -71,9 +71,10 @@ def _details(record: dict, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def build_report(model_name: str, manifest: dict, evaluation, audit_records: Iterable[dict],
-                 data_report: dict | None = None, charts: dict[str, str] | None = None,
-                 audit_status=None) -> Document:
+def build_technical_report(model_name: str, manifest: dict, evaluation,
+                           audit_records: Iterable[dict], data_report: dict | None = None,
+                           charts: dict[str, str] | None = None,
+                           audit_status=None) -> Document:
     records = list(audit_records)
     trail = lineage(manifest, records)
     result = as_result(evaluation)
@@ -194,10 +195,10 @@ def build_report(model_name: str, manifest: dict, evaluation, audit_records: Ite
     return document
 
 
-def write_report(out_dir: str | Path, model_name: str, manifest: dict, evaluation,
-                 audit_records: Iterable[dict], audit_status: VerifyResult,
-                 data_report: dict | None = None,
-                 results_csv: str | Path | None = None) -> tuple[Path, Path]:
+def write_technical_report(out_dir: str | Path, model_name: str, manifest: dict, evaluation,
+                           audit_records: Iterable[dict], audit_status: VerifyResult,
+                           data_report: dict | None = None,
+                           results_csv: str | Path | None = None) -> tuple[Path, Path]:
     """Write report.md, report.html and their charts into `out_dir`; return the two paths."""
     from strop.evaluate.charts import plot_comparison, plot_loss_curves
 
@@ -213,8 +214,8 @@ def write_report(out_dir: str | Path, model_name: str, manifest: dict, evaluatio
             charts["loss"] = plot_loss_curves(results_csv, out_dir / "loss.png").name
         except ValueError:
             pass  # a results file with no rows: the report says so by having no chart
-    document = build_report(model_name, manifest, result, audit_records, data_report, charts,
-                            audit_status=audit_status)
+    document = build_technical_report(model_name, manifest, result, audit_records,
+                                      data_report, charts, audit_status=audit_status)
     markdown_path = out_dir / "report.md"
     html_path = out_dir / "report.html"
     markdown_path.write_text(document.markdown(), encoding="utf-8")

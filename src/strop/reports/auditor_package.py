@@ -1,5 +1,5 @@
-"""The auditor's package for one tuned model: technical report (Markdown, HTML, charts) and
-model card, from its training manifest, stored evaluation, data report and audit records."""
+"""The auditor's package for one tuned model: technical documentation (Markdown, HTML, charts)
+and model card, from its training manifest, stored evaluation, data report and audit records."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from strop import audit
+from strop.reports.annex_iv import write_technical_report
+from strop.reports.lineage import related_records
+from strop.reports.model_card import write_model_card
 from strop.store.served import locate
 
 
@@ -16,16 +18,17 @@ class ReportError(ValueError):
 
 
 @dataclass
-class ModelReport:
+class AuditorPackage:
     markdown: Path
     html: Path
     model_card: Path
     evaluated: bool  # False when no evaluation was found (sections say so)
 
 
-def write_model_report(settings, model: str, out: str | Path,
-                       evaluation: str | Path | None = None,
-                       data_report: str | Path | None = None, actor: str = "cli") -> ModelReport:
+def write_auditor_package(settings, model: str, out: str | Path,
+                          evaluation: str | Path | None = None,
+                          data_report: str | Path | None = None,
+                          actor: str = "cli") -> AuditorPackage:
     """`model` is an ft: name, a job output folder or an adapter folder."""
     paths = locate(model, settings)
     manifest = paths.manifest()
@@ -37,10 +40,10 @@ def write_model_report(settings, model: str, out: str | Path,
     data = json.loads(Path(data_report).read_text()) if data_report else None
     seeds = [model, str(paths.model_dir)] + ([paths.job_id] if paths.job_id else [])
     log = settings.audit_log
-    records = audit.related_records(seeds, log.records())
-    markdown_path, html_path = audit.write_report(out, model, manifest, stored, records,
-                                                  log.verify(), data_report=data)
-    card = audit.write_model_card(Path(out) / "README.md", manifest, stored, data, name=model)
+    records = related_records(seeds, log.records())
+    markdown_path, html_path = write_technical_report(out, model, manifest, stored, records,
+                                                      log.verify(), data_report=data)
+    card = write_model_card(Path(out) / "README.md", manifest, stored, data, name=model)
     log.append("model.reported", actor=actor, objects={"model": model},
-                 details={"output": str(out)})
-    return ModelReport(Path(markdown_path), Path(html_path), Path(card), stored is not None)
+               details={"output": str(out)})
+    return AuditorPackage(Path(markdown_path), Path(html_path), Path(card), stored is not None)
