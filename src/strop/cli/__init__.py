@@ -6,8 +6,8 @@ Each group of verbs lives in its own module and registers itself on `app` when i
 from __future__ import annotations
 
 from strop.cli.app import app
-from strop.cli import (chat, config, data, db, evaluate, keys, models, quickstart,  # noqa: F401
-                       serve, train)
+from strop.cli import (audit, chat, config, data, db, estimate, evaluate, keys,  # noqa: F401
+                       models, quickstart, report, serve, train, worker)
 
 
 def main() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -30,11 +32,22 @@ errors = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
+
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print `message` as an error and return the Exit to raise."""
     errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, emoji=False)
     return typer.Exit(code)
+
+
+def require_file(path: Path) -> None:
+    if not path.is_file():
+        raise fail(f"No such file: {path}")
+
+
+def print_json(payload: dict) -> None:
+    console.print_json(json.dumps(payload, default=str))
 
 
 def progress_printer(message: str) -> None:

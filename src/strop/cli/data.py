@@ -1,8 +1,7 @@
-"""`strop data check|clean|split` and `strop estimate`: thin wrappers over strop.data."""
+"""`strop data check|clean|split`: thin wrappers over strop.data."""
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -11,12 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from strop.cli.app import EXIT_PROBLEMS, EXIT_USAGE, app, console, errors, fail, progress_printer
+from strop.cli.app import (EXIT_PROBLEMS, JSON_OPTION, app, console, errors, fail, print_json,
+                           progress_printer, require_file)
 
 data_app = typer.Typer(help="Check, clean and split training files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 
 
 @contextmanager
@@ -35,15 +33,6 @@ def _progress_bar(enabled: bool):
             bar.update(tasks[stage], completed=done, total=total or None)
 
         yield update
-
-
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise fail(f"No such file: {path}")
-
-
-def _print_json(payload: dict) -> None:
-    console.print_json(json.dumps(payload, default=str))
 
 
 def _problems_table(title: str, problems: list, style: str) -> Table:
@@ -86,7 +75,7 @@ def check(
     """Validate a training file: every problem with line and fix, token statistics, readiness."""
     from strop.data.validate import validate_file
 
-    _require_file(file)
+    require_file(file)
     tokenizer = context = None
     if not no_tokens:
         from strop.data.tokenizer import load_tokenizer
@@ -101,7 +90,7 @@ def check(
                                near_duplicate_threshold=near_duplicates, exact_counts=exact,
                                progress=progress)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print_check(file, report)
     if not report.ok:
@@ -151,7 +140,7 @@ def clean(
     from strop.data.pii import POLICIES
     from strop.data.records import DataFileError
 
-    _require_file(file)
+    require_file(file)
     if pii not in POLICIES + ("off",):
         raise fail(f"--pii must be one of {', '.join(POLICIES)}, off; got {pii!r}")
     with _progress_bar(not as_json) as progress:
@@ -164,7 +153,7 @@ def clean(
         except ValueError as exc:
             raise fail(str(exc))
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     print_clean(result)
 
@@ -206,7 +195,7 @@ def split(
     from strop.data.records import DataFileError
     from strop.data.split import split_file
 
-    _require_file(file)
+    require_file(file)
     stem = file.with_suffix("") if file.suffix == ".jsonl" else file
     train_out = train_out or Path(f"{stem}.train.jsonl")
     validation_out = validation_out or Path(f"{stem}.validation.jsonl")
@@ -218,72 +207,10 @@ def split(
     except ValueError as exc:
         raise fail(str(exc))
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     console.print(f"{result.train_examples:,} training examples -> {result.train_path}")
     console.print(f"{result.validation_examples:,} validation examples -> "
                   f"{result.validation_path}")
     if result.groups_kept_together:
         console.print(f"{result.groups_kept_together} groups of duplicates kept on one side")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-@app.command("estimate")
-def estimate_command(
-    file: Path = typer.Argument(..., help="JSONL training file"),
-    model: str = typer.Option("smollm2-135m-instruct", "--model", "-m", help="base model"),
-    epochs: str = typer.Option("auto", "--epochs", help="1-50 or auto (OpenAI's rule)"),
-    prices: Optional[Path] = typer.Option(None, "--prices", help="price table JSON to use"),
-    fine_tuning: str = typer.Option("lora", "--fine-tuning", help="lora or full"),
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Billed tokens and cost on OpenAI's price list; FLOPs and wall time on this machine."""
-    from strop.data.records import DataFileError
-    from strop.estimate import EstimateError, estimate
-    from strop.models import ModelError
-
-    _require_file(file)
-    try:
-        result = estimate(file, model, epochs if epochs == "auto" else epochs, prices,
-                          fine_tuning, progress=None if as_json else progress_printer)
-    except DataFileError as exc:
-        raise fail(str(exc), EXIT_PROBLEMS)
-    except (EstimateError, ModelError) as exc:
-        raise fail(str(exc), EXIT_USAGE)
-    if as_json:
-        _print_json(result.to_dict())
-        return
-    print_estimate(result)
-
-
-def print_estimate(result) -> None:
-    console.print(f"{result.examples:,} {result.format} examples x {result.epochs} epochs"
-                  f"{' (auto)' if result.epochs_auto else ''} = "
-                  f"[bold]{result.billed_tokens:,}[/] billed tokens "
-                  f"({result.tokens_per_epoch:,} per epoch, "
-                  f"{result.trained_tokens_per_epoch:,} of them trained)")
-    table = Table("OpenAI model", f"training ({result.currency})", "basis",
-                  "inference in / out per 1M", title="If trained on OpenAI")
-    for price in result.prices:
-        cost = f"{price.training_cost:,.2f}" if price.training_cost is not None else "per hour"
-        inference = price.inference
-        table.add_row(price.label, cost, price.basis,
-                      f"{inference.get('input_per_million', '?')} / "
-                      f"{inference.get('output_per_million', '?')}")
-    console.print(table)
-    if result.training_flops is not None:
-        console.print(f"Local ({result.model}, {result.parameters / 1e6:.0f}M parameters, "
-                      f"{result.fine_tuning}): {result.training_flops:.2e} FLOPs. "
-                      f"[dim]{result.flops_note}[/]")
-    if result.wall_seconds is not None:
-        console.print(f"Predicted wall time here: [bold]{_duration(result.wall_seconds)}[/] "
-                      f"[dim]({result.wall_note})[/]")
-    else:
-        console.print(f"[yellow]{result.wall_note}[/]")

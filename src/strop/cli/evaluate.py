@@ -1,4 +1,4 @@
-"""`strop eval`, `strop audit verify|log` and `strop report`."""
+"""`strop eval`: a tuned model against its base."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from strop import audit
-from strop.cli.app import (EXIT_PROBLEMS, app, console, errors, fail, load_settings,
-                           progress_printer)
-
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
-
+from strop.cli.app import app, console, errors, fail, load_settings, progress_printer
 
 def print_evaluation(result) -> None:
     from strop.reports.evaluation_table import format_delta, format_estimate
@@ -97,77 +91,3 @@ def evaluate_command(
         details={"base": result.base.get("name"), "settings": result.settings,
                  "significant_drops": [f"{c.group}/{c.metric}" for c in result.significant_drops],
                  "output": str(destination) if destination else None})
-
-
-@audit_app.command("verify")
-def audit_verify(
-    anchor: str = typer.Option(None, "--anchor", help="SEQ:HASH saved earlier, proves the "
-                                                      "prefix up to it unchanged"),
-    path: Path = typer.Option(None, "--path", help="log file (default: the home's)"),
-) -> None:
-    """Check the hash chain, the head anchor and (with the audit key set) every HMAC."""
-    log = load_settings().audit_log
-    try:
-        result = audit.verify(path or log.path, anchor=anchor, key=log.key)
-    except audit.AuditError as exc:
-        raise fail(str(exc))
-    if result.ok:
-        head = result.head
-        console.print(f"[green]ok[/]: {result.records} records intact"
-                      + (f"; head {head['seq']}:{head['hash']} (save it elsewhere and pass "
-                         "it to --anchor later)" if head else ""), highlight=False,
-                      soft_wrap=True)
-        return
-    console.print(f"[red]{len(result.problems)} problem(s)[/] in {result.records} records:")
-    for problem in result.problems:
-        console.print(f"  - {problem}", highlight=False, markup=False)
-    raise typer.Exit(EXIT_PROBLEMS)
-
-
-@audit_app.command("log")
-def audit_log(
-    object_id: str = typer.Option(None, "--object", help="only records naming this id"),
-    last: int = typer.Option(None, "--last", min=1, help="only the newest N records"),
-    show_json: bool = typer.Option(False, "--json", help="one JSON record per line"),
-) -> None:
-    """Show the audit log, oldest first."""
-    found = load_settings().audit_log.records(object_id)
-    if last:
-        found = found[-last:]
-    if show_json:
-        for record in found:
-            console.print(json.dumps(record), highlight=False, markup=False, soft_wrap=True)
-        return
-    table = Table()
-    for column in ("#", "time", "actor", "org", "action", "objects"):
-        table.add_column(column)
-    for record in found:
-        objects = ", ".join(f"{k}={v}" for k, v in (record.get("objects") or {}).items())
-        table.add_row(str(record.get("seq")), str(record.get("time", ""))[:19],
-                      str(record.get("actor") or "-"), str(record.get("organization") or "-"),
-                      str(record.get("action")), objects)
-    console.print(table, emoji=False)
-
-
-@app.command("report")
-def report_command(
-    model: str = typer.Argument(..., help="ft: name, job output folder or adapter folder"),
-    out: Path = typer.Option(..., "--output", "-o", help="folder for the report"),
-    evaluation: Path = typer.Option(None, "--evaluation", help="evaluation JSON (default: "
-                                                               "the job's evaluation.json)"),
-    data_report: Path = typer.Option(None, "--data-report",
-                                     help="JSON from `strop data clean` (PII counts, dupes)"),
-) -> None:
-    """Write a technical report (Markdown, HTML, charts) and a model card for a tuned model."""
-    from strop.reports.auditor_package import ReportError, write_auditor_package
-    from strop.serving import ModelNotFoundError
-
-    try:
-        report = write_auditor_package(load_settings(), model, out, evaluation, data_report)
-    except (ModelNotFoundError, ReportError) as exc:
-        raise fail(str(exc))
-    if not report.evaluated:
-        errors.print(f"[yellow]note:[/] no evaluation found for {model}; run `strop eval "
-                     f"{model}` first for sections 2.4 and 3", highlight=False)
-    console.print(f"wrote {report.markdown}, {report.html} and the model card "
-                  f"{report.model_card}", highlight=False, emoji=False)

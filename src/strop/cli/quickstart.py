@@ -39,7 +39,7 @@ class ConsoleReporter(Reporter):
         print_clean(report)
 
     def estimated(self, estimate) -> None:
-        from strop.cli.data import print_estimate
+        from strop.cli.estimate import print_estimate
 
         print_estimate(estimate)
 

@@ -1,14 +1,14 @@
-"""`strop serve` (the API plus one worker) and `strop worker` (a worker alone)."""
+"""`strop serve`: the API plus worker processes (`strop worker` runs one alone)."""
 
 from __future__ import annotations
 
 import logging
-import signal
 
 import typer
 
 from strop.cli.app import app, console, errors, load_settings, open_store
 from strop.settings import redacted_url
+
 
 @app.command("serve")
 def serve(
@@ -47,20 +47,3 @@ def serve(
                   f"(database {redacted_url(settings.database_url)}, home {settings.home})")
     uvicorn.run(create_app(settings, workers=workers, store=store), host=bind,
                 port=settings.server.port, log_level="info", access_log=access_log)
-
-
-@app.command("worker")
-def worker() -> None:
-    """Run a worker alone: claim queued jobs from the database and train them."""
-    from strop.worker import Worker
-
-    settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runner = Worker(settings, open_store(settings))
-    console.print(f"strop worker {runner.worker_id} on {redacted_url(settings.database_url)}")
-    # SIGTERM (from `strop serve` stopping, or a process manager): checkpoint, re-queue, exit.
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    try:
-        runner.run_forever()
-    except KeyboardInterrupt:
-        runner.stop()
