@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from strop import audit
-from strop.cli.app import EXIT_PROBLEMS, app, console, fail, load_settings
+from strop.cli.app import EXIT_PROBLEMS, app, console, fail, load_settings, open_store
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -19,17 +20,34 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     anchor: str = typer.Option(None, "--anchor", help="SEQ:HASH saved earlier, proves the "
                                                       "prefix up to it unchanged"),
-    path: Path = typer.Option(None, "--path", help="log file (default: the home's)"),
+    path: Path = typer.Option(None, "--path", help="log file (default: the home's); checked "
+                                                   "against the home's database all the same"),
 ) -> None:
-    """Check the hash chain, the head anchor and (with the audit key set) every HMAC."""
-    log = load_settings().audit_log
+    """Check the hash chain, the head anchor, (with the audit key set) every HMAC, and that
+    every job, file and model in the database has its records."""
+    from strop.store.jobs import audited_objects
+
+    settings = load_settings()
+    log = settings.audit_log
+    if path:
+        log = replace(log, path=path)
+    # A log deleted or cut short together with its head is a valid chain on its own; only
+    # the objects the database holds show that records are missing.
+    store = open_store(settings)
     try:
-        result = audit.verify(path or log.path, anchor=anchor, key=log.key)
+        with store.read() as session:
+            held = audited_objects(session)
+    finally:
+        store.close()
+    try:
+        result = log.verify(anchor=anchor, held=held)
     except audit.AuditError as exc:
         raise fail(str(exc))
     if result.ok:
         head = result.head
-        console.print(f"[green]ok[/]: {result.records} records intact"
+        objects = sum(len(ids) for ids in held.values())
+        console.print(f"[green]ok[/]: {result.records} records intact; all {objects} jobs, "
+                      "files and models in the database have their records"
                       + (f"; head {head['seq']}:{head['hash']} (save it elsewhere and pass "
                          "it to --anchor later)" if head else ""), highlight=False,
                       soft_wrap=True)
