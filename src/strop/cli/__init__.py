@@ -1,6 +1,8 @@
 """The `strop` command. Thin: every verb parses arguments, calls a library function, prints.
 
-Each group of verbs lives in its own module and registers itself on `app` when imported.
+Each top-level command or group lives in the module named for it (`strop eval` in evaluate.py,
+as `eval` is a builtin) and registers itself on `app` when imported; tests/test_cli_layout.py
+holds them there.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from strop.cli.app import app, console, errors, fail, load_settings, progress_printer
 
+
 def print_evaluation(result) -> None:
     from strop.reports.evaluation_table import format_delta, format_estimate
 
